@@ -1,0 +1,63 @@
+"""keyrouter: spread an app's LLM calls over a pool of API keys, inside the official SDKs.
+
+    import keyrouter, openai
+    keyrouter.patch(openai=["sk-a", "sk-b"])
+    client = openai.OpenAI()          # routes: failover before the SDK sees a 429
+
+See README.md for the three ways in (patch, KeyRouted* clients, scoped pools).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from keyrouter._snapshot import snapshot
+from keyrouter.core.decision import Decision, Refusal
+from keyrouter.core.health import KeyState
+from keyrouter.core.keys import Key
+from keyrouter.core.pool import KeySnapshot
+from keyrouter.core.quota import Capacity
+from keyrouter.entry.patching import patch, unpatch
+from keyrouter.entry.scopes import pool
+from keyrouter.errors import ConfigError, KeyFormatError, KeyrouterError, NoKeyAvailable
+
+if TYPE_CHECKING:
+    from keyrouter.entry.openai_clients import KeyRoutedAsyncOpenAI, KeyRoutedOpenAI
+
+__all__ = [
+    "Capacity",
+    "ConfigError",
+    "Decision",
+    "Key",
+    "KeyFormatError",
+    "KeyRoutedAsyncOpenAI",
+    "KeyRoutedOpenAI",
+    "KeySnapshot",
+    "KeyState",
+    "KeyrouterError",
+    "NoKeyAvailable",
+    "Refusal",
+    "patch",
+    "pool",
+    "snapshot",
+    "unpatch",
+]
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "KeyRoutedOpenAI": "keyrouter.entry.openai_clients",
+    "KeyRoutedAsyncOpenAI": "keyrouter.entry.openai_clients",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Client subclasses import their SDK only when first used."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'keyrouter' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

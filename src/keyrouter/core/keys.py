@@ -1,0 +1,144 @@
+"""Keys as the rest of keyrouter sees them: a secret that never shows itself.
+
+A `Key` carries its secret in a private slot. Its repr, str, equality and hash use the
+fingerprint, never the secret, so a key can sit in logs, decisions and exceptions safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Final
+
+from keyrouter.errors import KeyFormatError
+
+__all__ = ["Key", "KeyLike", "fingerprint", "key_id", "normalize_keys"]
+
+_VISIBLE_TAIL: Final = 4
+
+
+def fingerprint(secret: str) -> str:
+    """A short, stable, human-readable name for a secret: its prefix and last 4 characters.
+
+    `sk-proj-abc…wxyz` -> `sk-…wxyz`. Short secrets show only their tail's hash so that a
+    fingerprint never reveals most of a key.
+    """
+    prefix = secret.split("-", 1)[0] + "-" if "-" in secret[:8] else ""
+    if len(secret) < 16:
+        return f"{prefix}…#{key_id(secret)[:6]}"
+    return f"{prefix}…{secret[-_VISIBLE_TAIL:]}"
+
+
+def key_id(secret: str) -> str:
+    """A stable identifier for a secret that reveals nothing of it (used in stores)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:24]
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Key:
+    """One API key of a pool.
+
+    `scope` names the organisation/project whose rate limits the key shares: keys of one scope
+    share one budget and one cooldown. Without a scope each key is its own scope.
+    `weight` biases selection toward a key (2.0 takes about twice the share of 1.0).
+    `base_url` (optional) sends this key's requests to another host of the same API shape.
+    """
+
+    secret: str = field(repr=False)
+    name: str | None = None
+    scope: str | None = None
+    weight: float = 1.0
+    base_url: str | None = None
+    id: str = field(init=False, repr=False)
+    fingerprint: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_secret(self.secret)
+        if not (self.weight > 0 and self.weight < float("inf")):
+            raise KeyFormatError(
+                f"weight must be a positive finite number, got {self.weight!r}",
+                field=f"key {fingerprint(self.secret)}.weight",
+            )
+        object.__setattr__(self, "id", key_id(self.secret))
+        object.__setattr__(self, "fingerprint", fingerprint(self.secret))
+
+    @property
+    def scope_id(self) -> str:
+        """The quota scope this key draws from (its own id when it has no named scope)."""
+        return f"scope:{self.scope}" if self.scope else f"key:{self.id}"
+
+    @property
+    def label(self) -> str:
+        """How the key is shown to people: its name if given, else its fingerprint."""
+        return self.name or self.fingerprint
+
+    def __repr__(self) -> str:
+        extras = "".join(
+            f", {k}={v!r}"
+            for k, v in (("name", self.name), ("scope", self.scope), ("base_url", self.base_url))
+            if v is not None
+        )
+        weight = f", weight={self.weight!r}" if self.weight != 1.0 else ""
+        return f"Key({self.fingerprint!r}{extras}{weight})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Key) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+KeyLike = str | Key
+
+
+def _check_secret(secret: object) -> None:
+    if not isinstance(secret, str):
+        raise KeyFormatError(f"a key must be a string, got {type(secret).__name__}", field="key")
+    if not secret:
+        raise KeyFormatError("a key is empty", field="key")
+    if secret != secret.strip() or any(ch.isspace() for ch in secret):
+        raise KeyFormatError(
+            f"key {fingerprint(secret.strip() or 'blank')} contains whitespace; "
+            "strip it before passing it to keyrouter",
+            field="key",
+        )
+    if not secret.isprintable() or not secret.isascii():
+        raise KeyFormatError(
+            "a key contains non-printable or non-ASCII characters", field="key"
+        )
+
+
+def normalize_keys(keys: object, *, field_name: str) -> tuple[Key, ...]:
+    """Turn what a user passed (strings, `Key`s, a comma-separated string) into unique `Key`s.
+
+    Raises `KeyFormatError` naming the field for an empty pool, a bad key or a duplicate.
+    """
+    if isinstance(keys, str):
+        items: list[object] = [part.strip() for part in keys.split(",") if part.strip()]
+    elif isinstance(keys, Key):
+        items = [keys]
+    else:
+        try:
+            items = list(keys)  # type: ignore[call-overload]
+        except TypeError:
+            raise KeyFormatError(
+                f"expected a list of keys, got {type(keys).__name__}", field=field_name
+            ) from None
+    if not items:
+        raise KeyFormatError("the pool has no keys", field=field_name)
+    result: list[Key] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        try:
+            key = item if isinstance(item, Key) else Key(item)  # type: ignore[arg-type]
+        except KeyFormatError as exc:
+            raise KeyFormatError(str(exc).removeprefix("key: "), field=f"{field_name}[{index}]") from None
+        if key.id in seen:
+            raise KeyFormatError(
+                f"key {key.fingerprint} appears twice in the pool", field=f"{field_name}[{index}]"
+            )
+        seen.add(key.id)
+        result.append(key)
+    return tuple(result)

@@ -1,0 +1,371 @@
+"""A pool of keys: picks a key for each attempt and learns from each outcome.
+
+`KeyPool.select` is the one place a routing decision is made. It checks every key against its
+health, its scope's health and its scope's predicted quota, orders what is left by the pool's
+objective, reserves the request's demand on the chosen scope and returns a `Decision`.
+`settle` feeds the outcome back. Waiting callers queue FIFO with tickets (`enqueue`), so a
+newcomer cannot overtake a caller that has been waiting for capacity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from keyrouter.core.decision import Decision, Lease, Refusal
+from keyrouter.core.events import CapacityChanged, Event, KeyStateChanged
+from keyrouter.core.health import KeyState
+from keyrouter.core.keys import Key, key_id
+from keyrouter.core.objectives import OBJECTIVES, Candidate
+from keyrouter.core.outcome import Outcome, OutcomeKind
+from keyrouter.core.quota import Capacity, Demand, LimitObservation
+from keyrouter.core.state import KeyRecord, ScopeRecord, StateBook
+from keyrouter.errors import ConfigError
+
+__all__ = ["DimensionSnapshot", "KeyPool", "KeySnapshot"]
+
+_AWAITING_PROBE = "waiting for the scope's first answer to learn its limits"
+
+
+@dataclass(frozen=True, slots=True)
+class DimensionSnapshot:
+    limit: float | None
+    available: float | None
+    refill_per_second: float | None
+    seconds_to_exhaustion: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeySnapshot:
+    """One key as `KeyPool.snapshot` sees it: state, counters and predicted quota."""
+
+    key: str
+    scope: str
+    state: KeyState
+    reason: str
+    until: float | None
+    in_flight: int
+    attempts: int
+    successes: int
+    rate_limited: int
+    failures: int
+    capacity: Capacity
+    headroom: float
+    dimensions: dict[str, DimensionSnapshot]
+
+
+class KeyPool:
+    """A set of keys, an objective, and the shared `StateBook` they learn into."""
+
+    def __init__(
+        self,
+        keys: Sequence[Key],
+        *,
+        book: StateBook,
+        objective: str = "headroom",
+        name: str = "pool",
+    ) -> None:
+        if not keys:
+            raise ConfigError("the pool has no keys", field=name)
+        if objective not in OBJECTIVES:
+            raise ConfigError(
+                f"unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}",
+                field="objective",
+            )
+        self.keys: tuple[Key, ...] = tuple(keys)
+        self.name = name
+        self.objective = objective
+        self._order = OBJECTIVES[objective]
+        self._book = book
+        self._by_id = {key.id: key for key in self.keys}
+        self._cursor = 0
+        self._waiters: deque[int] = deque()
+        with book.lock:
+            self._records = [book.key(k.id, k.label, k.scope_id) for k in self.keys]
+            self._scopes = [book.scope(k.scope_id) for k in self.keys]
+
+    @property
+    def book(self) -> StateBook:
+        return self._book
+
+    def owns(self, secret: str) -> bool:
+        """Whether `secret` is one of this pool's keys."""
+        return key_id(secret) in self._by_id
+
+    # -- choosing ---------------------------------------------------------------------------
+
+    def select(
+        self,
+        demand: Demand,
+        now: float,
+        *,
+        exclude: Iterable[str] = (),
+        ticket: int | None = None,
+    ) -> Decision:
+        """Pick a key for one attempt, or say why none can serve and when one may."""
+        excluded = frozenset(exclude)
+        with self._book.lock:
+            if self._waiters and ticket != self._waiters[0]:
+                return self._queued_behind()
+            best, refused, retry_at, probing = self._scan(demand, now, excluded)
+            if best is None:
+                return Decision(None, self.objective, refused, retry_at, probing)
+            return Decision(self._grant(best, demand, now), self.objective, refused)
+
+    def earliest_recovery(self, demand: Demand, now: float) -> float | None:
+        """When some key could next take `demand` (now if one can), without reserving."""
+        with self._book.lock:
+            best, _, retry_at, _ = self._scan(demand, now, frozenset())
+        return now if best is not None else retry_at
+
+    def _scan(
+        self, demand: Demand, now: float, excluded: frozenset[str]
+    ) -> tuple[int | None, tuple[Refusal, ...], float | None, bool]:
+        """(best key index, refusals, earliest recovery of a refused key, waiting on a probe)."""
+        refused: list[Refusal] = []
+        best: tuple[tuple[float, ...], int] | None = None
+        earliest = math.inf
+        probing = False
+        for index, key in enumerate(self.keys):
+            if key.id in excluded:
+                continue
+            refusal = self._check(index, demand, now)
+            if refusal is not None:
+                refused.append(refusal)
+                if refusal.retry_at is not None:
+                    earliest = min(earliest, refusal.retry_at)
+                probing = probing or refusal.reason is _AWAITING_PROBE
+                continue
+            rank = self._order(self._candidate(index, now))
+            if best is None or rank < best[0]:
+                best = (rank, index)
+        retry_at = earliest if math.isfinite(earliest) else None
+        return (best[1] if best else None), tuple(refused), retry_at, probing
+
+    def _check(self, index: int, demand: Demand, now: float) -> Refusal | None:
+        key, record, scope = self.keys[index], self._records[index], self._scopes[index]
+        health = record.health
+        if not health.usable(now):
+            state = health.effective_state(now)
+            until = health.until if math.isfinite(health.until) else None
+            if state is KeyState.HALF_OPEN:
+                return Refusal(key.label, "circuit half-open: a probe is in flight", now + 0.05)
+            return Refusal(key.label, f"{state.value} ({health.reason})", until)
+        scope_state = scope.health.effective_state(now)
+        if scope_state is not KeyState.AVAILABLE:
+            return Refusal(
+                key.label,
+                f"scope {scope_state.value} ({scope.health.reason})",
+                scope.health.until,
+            )
+        wait = scope.quota.admits(demand, now)
+        if math.isnan(wait):
+            return Refusal(key.label, _AWAITING_PROBE)
+        if wait > 0:
+            short = _short_dimension(scope, demand, now)
+            retry_at = now + wait if math.isfinite(wait) else None
+            return Refusal(key.label, f"predicted short of {short} for {wait:.2f}s", retry_at)
+        return None
+
+    def _candidate(self, index: int, now: float) -> Candidate:
+        record, scope, key = self._records[index], self._scopes[index], self.keys[index]
+        return Candidate(
+            index=index,
+            headroom=scope.quota.headroom(now),
+            in_flight=record.stats.in_flight,
+            served=record.stats.attempts,
+            weight=key.weight,
+            failure_rate=record.stats.failure_rate,
+            rotation=(index - self._cursor) % len(self.keys),
+        )
+
+    def _grant(self, index: int, demand: Demand, now: float) -> Lease:
+        key, record, scope = self.keys[index], self._records[index], self._scopes[index]
+        seq = self._book.next_seq()
+        record.health.on_pick(now)
+        record.stats.in_flight += 1
+        record.stats.attempts += 1
+        record.stats.last_used = now
+        scope.quota.reserve(seq, demand, now)
+        self._cursor = (index + 1) % len(self.keys)
+        return Lease(key, key.scope_id, seq, demand, now)
+
+    def _queued_behind(self) -> Decision:
+        refusal = Refusal("queue", f"{len(self._waiters)} caller(s) waiting ahead")
+        return Decision(None, self.objective, (refusal,), None, queued=True)
+
+    def unavailable_kind(self, now: float) -> OutcomeKind:
+        """Why no key can serve, as the outcome class the SDK should see for it."""
+        with self._book.lock:
+            live = [
+                i for i, r in enumerate(self._records)
+                if r.health.effective_state(now) not in (KeyState.INVALID, KeyState.DISABLED)
+            ]
+            if not live:
+                return OutcomeKind.INVALID_KEY
+            if all(
+                self._scopes[i].health.effective_state(now) is KeyState.EXHAUSTED for i in live
+            ):
+                return OutcomeKind.QUOTA_EXHAUSTED
+            return OutcomeKind.RATE_LIMITED
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def enqueue(self) -> int:
+        """Join the FIFO of callers waiting for capacity; returns the ticket to pass to select."""
+        ticket = self._book.next_seq()
+        with self._book.lock:
+            self._waiters.append(ticket)
+        return ticket
+
+    def dequeue(self, ticket: int) -> None:
+        """Leave the queue (served, timed out or cancelled). Safe to call twice."""
+        with self._book.lock:
+            try:
+                self._waiters.remove(ticket)
+            except ValueError:
+                pass
+
+    def is_head(self, ticket: int) -> bool:
+        with self._book.lock:
+            return bool(self._waiters) and self._waiters[0] == ticket
+
+    # -- learning ---------------------------------------------------------------------------
+
+    def settle(
+        self,
+        lease: Lease,
+        outcome: Outcome,
+        now: float,
+        observations: Sequence[LimitObservation] = (),
+    ) -> None:
+        """Feed one attempt's outcome back: key health, scope health, quota, counters."""
+        events: list[Event] = []
+        book = self._book
+        with book.lock:
+            record = book.keys[lease.key.id]
+            scope = book.scopes[lease.scope_id]
+            before_key = record.health.effective_state(now)
+            before_scope = scope.health.effective_state(now)
+            stats = record.stats
+            stats.in_flight = max(0, stats.in_flight - 1)
+            kind = outcome.kind
+            if kind is OutcomeKind.SUCCESS:
+                stats.successes += 1
+            elif kind is OutcomeKind.RATE_LIMITED:
+                stats.rate_limited += 1
+            elif kind is not OutcomeKind.REQUEST_ERROR:
+                stats.failures += 1
+            stats.note_result(kind is OutcomeKind.SERVER_ERROR)
+            record.health.apply(outcome, now, book.settings)
+            scope.health.apply(outcome, now, book.settings)
+            refund = kind is OutcomeKind.RATE_LIMITED or (
+                kind is OutcomeKind.SERVER_ERROR and outcome.status is None
+            )
+            scope.quota.settle(lease.seq, observations, now, refund=refund)
+            if kind is OutcomeKind.SUCCESS and not observations:
+                scope.quota.mark_headerless()
+            self._note_changes(lease, record, scope, before_key, before_scope, now, events)
+        if events and book.listeners:
+            book.listeners.emit(events)
+
+    def abandon(self, lease: Lease, now: float) -> None:
+        """The attempt ended with no answer about the key (cancelled, closed early)."""
+        with self._book.lock:
+            record = self._book.keys[lease.key.id]
+            record.stats.in_flight = max(0, record.stats.in_flight - 1)
+            record.health.on_abandon()
+            self._book.scopes[lease.scope_id].quota.settle(lease.seq, (), now, refund=True)
+
+    def _note_changes(
+        self,
+        lease: Lease,
+        record: KeyRecord,
+        scope: ScopeRecord,
+        before_key: KeyState,
+        before_scope: KeyState,
+        now: float,
+        events: list[Event],
+    ) -> None:
+        after_key = record.health.effective_state(now)
+        if after_key is not before_key:
+            until = record.health.until if math.isfinite(record.health.until) else None
+            events.append(
+                KeyStateChanged(
+                    record.label, lease.scope_id, before_key, after_key,
+                    record.health.reason, until, now,
+                )
+            )
+        after_scope = scope.health.effective_state(now)
+        if after_scope is not before_scope:
+            events.append(
+                KeyStateChanged(
+                    record.label, lease.scope_id, before_scope, after_scope,
+                    scope.health.reason, scope.health.until, now,
+                )
+            )
+        capacity = scope.quota.capacity(now)
+        if capacity is not scope.capacity:
+            events.append(
+                CapacityChanged(
+                    lease.scope_id, scope.capacity, capacity,
+                    scope.quota.seconds_to_exhaustion(now), now,
+                )
+            )
+            scope.capacity = capacity
+
+    # -- looking ----------------------------------------------------------------------------
+
+    def snapshot(self, now: float) -> list[KeySnapshot]:
+        """Every key's state, counters and predicted quota, as values."""
+        with self._book.lock:
+            return [self._snapshot_one(i, now) for i in range(len(self.keys))]
+
+    def _snapshot_one(self, index: int, now: float) -> KeySnapshot:
+        key, record, scope = self.keys[index], self._records[index], self._scopes[index]
+        key_state = record.health.effective_state(now)
+        scope_state = scope.health.effective_state(now)
+        if key_state is KeyState.AVAILABLE and scope_state is not KeyState.AVAILABLE:
+            state, reason, until = scope_state, scope.health.reason, scope.health.until
+        else:
+            state, reason, until = key_state, record.health.reason, record.health.until
+        dims = {
+            name: DimensionSnapshot(
+                dim.limit,
+                dim.available(now) if dim.known else None,
+                dim.rate,
+                _finite(dim.seconds_to_exhaustion(now)),
+            )
+            for name, dim in scope.quota.dimensions.items()
+        }
+        stats = record.stats
+        return KeySnapshot(
+            key=key.label,
+            scope=key.scope or key.label,
+            state=state,
+            reason=reason,
+            until=_finite(until) if state is not KeyState.AVAILABLE else None,
+            in_flight=stats.in_flight,
+            attempts=stats.attempts,
+            successes=stats.successes,
+            rate_limited=stats.rate_limited,
+            failures=stats.failures,
+            capacity=scope.quota.capacity(now),
+            headroom=scope.quota.headroom(now),
+            dimensions=dims,
+        )
+
+
+def _short_dimension(scope: ScopeRecord, demand: Demand, now: float) -> str:
+    worst, name = 0.0, "capacity"
+    for dim_name, dim in scope.quota.dimensions.items():
+        wait = dim.seconds_until(demand.get(dim_name), now)
+        if wait > worst:
+            worst, name = wait, dim_name
+    return name
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,248 @@
+"""Quota prediction: what each quota scope can take now, learned from the wire.
+
+A provider module turns response headers into `LimitObservation`s (limit, remaining, reset per
+dimension). A `ScopeQuota` keeps, per dimension, a refilling bucket estimate: the level it last
+saw, the refill rate implied by `(limit - remaining) / (reset - now)`, and the in-flight
+reservations sent since. From that it answers "can this request go now, and if not, when?"
+without ever asking the provider.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = [
+    "Capacity",
+    "Demand",
+    "Dimension",
+    "LimitObservation",
+    "ScopeQuota",
+]
+
+DEFAULT_WINDOW_SECONDS = 60.0
+"""OpenAI and Anthropic state limits per minute; used until a reset reveals the real rate."""
+
+_EWMA_HALF_LIFE = 10.0
+
+
+class Capacity(Enum):
+    """How close a scope (or a pool) is to running out, coarsest first."""
+
+    ABUNDANT = "abundant"
+    CONSTRAINED = "constrained"
+    CRITICAL = "critical"
+    EXHAUSTED = "exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What one request is expected to consume, per dimension (`requests`, `tokens`, ...)."""
+
+    units: Mapping[str, float] = field(default_factory=lambda: {"requests": 1.0})
+
+    def get(self, dimension: str) -> float:
+        """Units of `dimension`; a dimension the request does not name costs nothing."""
+        return self.units.get(dimension, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitObservation:
+    """One dimension's state as a provider reported it at time `observed_at`.
+
+    `reset_at` is the absolute time at which the bucket is full again (or the window resets).
+    Any field may be None when the provider did not send it or sent nonsense.
+    """
+
+    dimension: str
+    limit: float | None
+    remaining: float | None
+    reset_at: float | None
+    observed_at: float
+
+
+@dataclass(slots=True)
+class Dimension:
+    """A refilling bucket estimate for one dimension of one scope."""
+
+    limit: float | None = None
+    level: float = 0.0
+    as_of: float = 0.0
+    rate: float | None = None
+    known: bool = False
+    consumed_rate: float = 0.0
+    _consumed_as_of: float = 0.0
+
+    def available(self, now: float) -> float:
+        """Predicted units available at `now` (infinite when nothing is known yet)."""
+        if not self.known:
+            return math.inf
+        refill = (self.rate or 0.0) * max(0.0, now - self.as_of)
+        level = self.level + refill
+        return min(self.limit, level) if self.limit is not None else level
+
+    def seconds_until(self, units: float, now: float) -> float:
+        """How long until `units` are available (0 if now, inf if they never will be)."""
+        if units <= 0:
+            return 0.0
+        shortfall = units - self.available(now)
+        if shortfall <= 0:
+            return 0.0
+        if self.limit is not None and units > self.limit:
+            return math.inf
+        if not self.rate:
+            return math.inf
+        return shortfall / self.rate
+
+    def debit(self, units: float, now: float) -> None:
+        if units == 0:
+            return
+        if self.known:
+            self.level = self.available(now) - units
+            self.as_of = now
+        self._note_consumption(units, now)
+
+    def credit(self, units: float, now: float) -> None:
+        if self.known and units:
+            self.level = self.available(now) + units
+            self.as_of = now
+
+    def observe(self, obs: LimitObservation, unsettled: float, now: float) -> None:
+        """Adopt the provider's numbers, minus what we sent after the observed request."""
+        if obs.limit is not None and obs.limit > 0:
+            self.limit = obs.limit
+        if obs.remaining is None:
+            return
+        remaining = max(0.0, obs.remaining)
+        if self.limit is not None:
+            remaining = min(remaining, self.limit)
+        self._learn_rate(remaining, obs.reset_at, now)
+        self.level = remaining - unsettled
+        self.as_of = now
+        self.known = True
+
+    def _learn_rate(self, remaining: float, reset_at: float | None, now: float) -> None:
+        limit = self.limit
+        if limit is None:
+            return
+        deficit = limit - remaining
+        if reset_at is not None and deficit >= 1.0 and reset_at > now:
+            observed = deficit / (reset_at - now)
+            # Small deficits carry rounding error (remaining is floored, resets rounded):
+            # weigh each observation by how much it says.
+            weight = min(1.0, deficit / max(1.0, 0.25 * limit))
+            self.rate = observed if self.rate is None else (
+                self.rate + weight * (observed - self.rate)
+            )
+        elif self.rate is None:
+            self.rate = limit / DEFAULT_WINDOW_SECONDS
+
+    def _note_consumption(self, units: float, now: float) -> None:
+        """Exponentially weighted consumption rate (units per second)."""
+        elapsed = now - self._consumed_as_of
+        if elapsed > 0:
+            self.consumed_rate *= 0.5 ** (elapsed / _EWMA_HALF_LIFE)
+            self._consumed_as_of = now
+        self.consumed_rate += units * math.log(2) / _EWMA_HALF_LIFE
+
+    def seconds_to_exhaustion(self, now: float) -> float:
+        """At the recent consumption rate, how long until this dimension runs dry."""
+        available = self.available(now)
+        if not math.isfinite(available):
+            return math.inf
+        drain = self.consumed_rate - (self.rate or 0.0)
+        if available <= 0:
+            return 0.0
+        return available / drain if drain > 0 else math.inf
+
+    def headroom(self, now: float) -> float:
+        """Available over limit, 0..1 (1.0 when unknown)."""
+        if not self.known or not self.limit:
+            return 1.0
+        return max(0.0, min(1.0, self.available(now) / self.limit))
+
+
+@dataclass(slots=True)
+class _Reservation:
+    seq: int
+    demand: Demand
+
+
+@dataclass(slots=True)
+class ScopeQuota:
+    """Everything predicted about one quota scope: its dimensions and in-flight reservations.
+
+    Until the first response reveals the scope's limits, at most `probe_limit` requests are in
+    flight on it, so a burst cannot overrun a scope whose limits are still unknown. A scope whose
+    responses carry no rate-limit headers at all is marked `headerless` and left ungated.
+    """
+
+    dimensions: dict[str, Dimension] = field(default_factory=dict)
+    in_flight: dict[int, _Reservation] = field(default_factory=dict)
+    learned: bool = False
+    headerless: bool = False
+    probe_limit: int = 1
+
+    def admits(self, demand: Demand, now: float) -> float:
+        """Seconds until `demand` fits (0.0 means it can go now)."""
+        if not self.learned and not self.headerless and len(self.in_flight) >= self.probe_limit:
+            return math.nan  # wait for the probe's answer; no time can be predicted
+        wait = 0.0
+        for name, dim in self.dimensions.items():
+            units = demand.get(name)
+            if units:
+                wait = max(wait, dim.seconds_until(units, now))
+        return wait
+
+    def reserve(self, seq: int, demand: Demand, now: float) -> None:
+        self.in_flight[seq] = _Reservation(seq, demand)
+        for name, units in demand.units.items():
+            self.dimensions.setdefault(name, Dimension()).debit(units, now)
+
+    def settle(
+        self,
+        seq: int,
+        observations: Iterable[LimitObservation],
+        now: float,
+        *,
+        refund: bool = False,
+    ) -> None:
+        """Close reservation `seq`, adopting what the response said about the scope."""
+        reservation = self.in_flight.pop(seq, None)
+        seen_any = False
+        for obs in observations:
+            seen_any = True
+            unsettled = sum(r.demand.get(obs.dimension) for r in self.in_flight.values() if r.seq > seq)
+            self.dimensions.setdefault(obs.dimension, Dimension()).observe(obs, unsettled, now)
+        if seen_any:
+            self.learned = True
+        elif refund and reservation is not None:
+            for name, units in reservation.demand.units.items():
+                dim = self.dimensions.get(name)
+                if dim is not None:
+                    dim.credit(units, now)
+
+    def mark_headerless(self) -> None:
+        """The provider answered without any limit headers: stop gating on the unknown."""
+        if not self.learned:
+            self.headerless = True
+
+    def headroom(self, now: float) -> float:
+        return min((d.headroom(now) for d in self.dimensions.values()), default=1.0)
+
+    def seconds_to_exhaustion(self, now: float) -> float:
+        return min((d.seconds_to_exhaustion(now) for d in self.dimensions.values()), default=math.inf)
+
+    def capacity(self, now: float) -> Capacity:
+        headroom = self.headroom(now)
+        if headroom <= 0.0 or any(
+            d.known and d.available(now) < 1.0 for d in self.dimensions.values()
+        ):
+            return Capacity.EXHAUSTED
+        if headroom < 0.1 or self.seconds_to_exhaustion(now) < 10.0:
+            return Capacity.CRITICAL
+        if headroom < 0.5:
+            return Capacity.CONSTRAINED
+        return Capacity.ABUNDANT

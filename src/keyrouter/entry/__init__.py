@@ -1,0 +1,1 @@
+"""The ways in: `patch()` for every client, `KeyRouted*` client subclasses, scoped `pool()`."""

@@ -1,0 +1,30 @@
+"""Turning what a user passed into pools: one helper for patch(), pool() and the clients."""
+
+from __future__ import annotations
+
+import os
+
+from keyrouter.core.keys import normalize_keys
+from keyrouter.core.pool import KeyPool
+from keyrouter.core.registry import default_book
+from keyrouter.errors import ConfigError
+
+__all__ = ["PROVIDERS", "build_pool", "keys_from_env"]
+
+PROVIDERS: dict[str, str] = {"openai": "OPENAI_API_KEYS"}
+"""Provider name -> the environment variable that may list its keys, comma-separated."""
+
+
+def build_pool(provider: str, keys: object, *, objective: str, name: str | None = None) -> KeyPool:
+    if provider not in PROVIDERS:
+        raise ConfigError(
+            f"unknown provider {provider!r}; keyrouter knows {sorted(PROVIDERS)}", field=provider
+        )
+    normalized = normalize_keys(keys, field_name=provider)
+    return KeyPool(normalized, book=default_book(), objective=objective, name=name or provider)
+
+
+def keys_from_env(provider: str) -> str | None:
+    """The comma-separated keys in the provider's `*_API_KEYS` variable, if set and not blank."""
+    value = os.environ.get(PROVIDERS[provider], "")
+    return value if value.strip() else None

@@ -1,0 +1,140 @@
+"""`keyrouter.patch()`: every SDK client created afterwards routes through a key pool.
+
+A wrapt wrapper around each client class's `__init__` does two things: before, it hands the
+SDK a placeholder credential when the pool will supply keys (so the SDK does not refuse to be
+built without one); after, it installs the interceptor on the client's transports.
+`unpatch()` puts the original `__init__`s back exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import wrapt
+
+from keyrouter.core.registry import global_pool, set_global_pool
+from keyrouter.entry._pools import PROVIDERS, build_pool, keys_from_env
+from keyrouter.entry._sdks import BINDINGS, SdkBinding, http_transports
+from keyrouter.errors import ConfigError
+from keyrouter.transports import Route, RouteSettings, install
+from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
+
+__all__ = ["is_patched", "patch", "unpatch"]
+
+_lock = threading.Lock()
+_patched: dict[type[Any], SdkBinding] = {}
+_settings = RouteSettings()
+
+
+def patch(
+    *,
+    openai: object | None = None,
+    objective: str = "headroom",
+    max_attempts: int | None = None,
+    max_wait: float | None = None,
+) -> None:
+    """Route every SDK client created from now on through a pool of keys.
+
+    Keys for a provider come from the argument (a list of strings / `keyrouter.Key`, or a
+    comma-separated string), else from `OPENAI_API_KEYS`. A provider with no keys still gets
+    its clients hooked, so `keyrouter.pool(...)` scopes apply to them. Calling `patch()` again
+    replaces the pools and settings; the hooks are installed once.
+    """
+    global _settings
+    given = {"openai": openai}
+    pools = {}
+    for provider, keys in given.items():
+        source = keys if keys is not None else keys_from_env(provider)
+        if source is not None:
+            pools[provider] = build_pool(provider, source, objective=objective)
+    if max_attempts is not None and max_attempts < 1:
+        raise ConfigError("must be at least 1", field="max_attempts")
+    if max_wait is not None and not max_wait >= 0:
+        raise ConfigError("must be a number of seconds, 0 or more", field="max_wait")
+    with _lock:
+        _settings = RouteSettings(max_attempts=max_attempts, max_wait=max_wait)
+        for provider in PROVIDERS:
+            set_global_pool(provider, pools.get(provider))
+        for binding in BINDINGS:
+            cls = binding.load()
+            if cls is not None and cls not in _patched:
+                wrapt.wrap_function_wrapper(cls, "__init__", _init_wrapper(binding))
+                _patched[cls] = binding
+
+
+def unpatch() -> None:
+    """Undo `patch()`: restore every SDK class exactly and forget the global pools.
+
+    Clients created while patched keep their interceptor; with no pool in force they answer
+    with a clear error instead of sending a placeholder to the provider.
+    """
+    with _lock:
+        for cls in list(_patched):
+            wrapper = cls.__dict__.get("__init__")
+            if isinstance(wrapper, wrapt.FunctionWrapper):
+                setattr(cls, "__init__", wrapper.__wrapped__)  # noqa: B010
+            del _patched[cls]
+        for provider in PROVIDERS:
+            set_global_pool(provider, None)
+
+
+def is_patched() -> bool:
+    return bool(_patched)
+
+
+def _init_wrapper(binding: SdkBinding) -> Any:
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if getattr(type(instance), "_keyrouter_routed", False):
+            return wrapped(*args, **kwargs)  # a KeyRouted* client installs its own route
+        routable = _prepare_credential(binding, kwargs)
+        result = wrapped(*args, **kwargs)
+        if routable is not None:
+            attach(instance, binding, routable=routable, settings=_settings)
+        return result
+
+    return wrapper
+
+
+def _prepare_credential(binding: SdkBinding, kwargs: dict[str, Any]) -> frozenset[str] | None:
+    """Which credentials of this client mean "use the pool" (None: leave the client alone).
+
+    No key given: the pool supplies it (the SDK gets a placeholder unless an ambient key from
+    the environment is there for when no pool is in force). A pool key given: routed. Any
+    other explicit key (or a key callable): the user's own, never replaced.
+    """
+    explicit = kwargs.get(binding.key_kwarg)
+    if explicit is None:
+        ambient = os.environ.get(binding.env_var)
+        if ambient and global_pool(binding.provider) is None:
+            return frozenset({ambient, PLACEHOLDER_CREDENTIAL})
+        kwargs[binding.key_kwarg] = PLACEHOLDER_CREDENTIAL
+        return frozenset({PLACEHOLDER_CREDENTIAL})
+    if isinstance(explicit, str):
+        if explicit == PLACEHOLDER_CREDENTIAL:
+            return frozenset({PLACEHOLDER_CREDENTIAL})
+        pool = global_pool(binding.provider)
+        if pool is not None and pool.owns(explicit):
+            return frozenset({explicit})
+        return frozenset()
+    return None
+
+
+def attach(
+    client: Any,
+    binding: SdkBinding,
+    *,
+    routable: frozenset[str],
+    settings: RouteSettings,
+    own_pool: Any = None,
+) -> Route:
+    """Install a route for `client` on every transport its HTTP client uses."""
+    base_url = getattr(client, "base_url", None)
+    host = getattr(base_url, "host", None)
+    wire = binding.wire()
+    hosts = frozenset({host}) if host else wire.default_hosts
+    route = Route(wire, hosts, routable, own_pool, settings)
+    for transport in http_transports(client):
+        install(transport, route, is_async=binding.is_async)
+    return route

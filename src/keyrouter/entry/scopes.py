@@ -1,0 +1,64 @@
+"""`keyrouter.pool(...)`: a key pool in force for one block of code.
+
+The pool is held in a `ContextVar`, so it applies to the current thread or asyncio task only
+(tasks created inside the block inherit it). It applies to clients that route: those created
+after `keyrouter.patch()` and the `KeyRouted*` clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import Token
+from types import MappingProxyType, TracebackType
+from typing import Self
+
+from keyrouter.core.pool import KeyPool
+from keyrouter.core.registry import current_scoped_pools, scoped_pools
+from keyrouter.entry._pools import build_pool
+from keyrouter.errors import ConfigError
+
+__all__ = ["pool"]
+
+
+class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[...]):`
+    """Scope a key pool to a block: `with keyrouter.pool(openai=["sk-1", "sk-2"]): ...`.
+
+    Works as `with` and `async with`. Nested scopes stack: the innermost pool for a provider
+    wins, and pools for other providers are inherited from the outer scope.
+    """
+
+    def __init__(self, *, openai: object | None = None, objective: str = "headroom") -> None:
+        given = {"openai": openai}
+        self.pools: dict[str, KeyPool] = {
+            provider: build_pool(provider, keys, objective=objective, name=f"scoped {provider}")
+            for provider, keys in given.items()
+            if keys is not None
+        }
+        if not self.pools:
+            raise ConfigError("give keys for at least one provider, e.g. openai=[...]",
+                              field="pool")
+        self._tokens: list[Token[Mapping[str, KeyPool]]] = []
+
+    def __enter__(self) -> Self:
+        merged = {**current_scoped_pools(), **self.pools}
+        self._tokens.append(scoped_pools.set(MappingProxyType(merged)))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        scoped_pools.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)

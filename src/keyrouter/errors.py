@@ -1,0 +1,42 @@
+"""Every exception keyrouter raises itself, in one place.
+
+keyrouter never raises these from inside an SDK call: there the SDK's own exceptions reach the
+caller. These are for configuration time (bad keys, bad options) and for the core's own API.
+No message here ever contains a secret: keys are shown by fingerprint only.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "KeyFormatError",
+    "KeyrouterError",
+    "NoKeyAvailable",
+]
+
+
+class KeyrouterError(Exception):
+    """Base class of keyrouter's own errors."""
+
+
+class ConfigError(KeyrouterError, ValueError):
+    """A pool, key or option was given in a form keyrouter cannot use.
+
+    The message names the field and what is wrong with it, never the secret itself.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class KeyFormatError(ConfigError):
+    """A key is empty, has whitespace, or is not a string."""
+
+
+class NoKeyAvailable(KeyrouterError):
+    """No key of the pool can take a request now (raised only by the core's own API)."""
+
+    def __init__(self, message: str, *, retry_at: float | None) -> None:
+        self.retry_at = retry_at
+        super().__init__(message)

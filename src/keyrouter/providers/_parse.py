@@ -1,0 +1,120 @@
+"""Tolerant parsers for the values providers put in headers.
+
+Each returns None for anything it cannot read; none of them raises. Values that parse but are
+absurd (negative, NaN, beyond a day for a cooldown) are refused too, so one bad header cannot
+park a key for a year.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+__all__ = [
+    "MAX_WAIT_SECONDS",
+    "parse_count",
+    "parse_go_duration",
+    "parse_retry_after",
+    "parse_rfc3339",
+]
+
+_log = logging.getLogger("keyrouter")
+
+MAX_WAIT_SECONDS = 86_400.0 * 31
+"""Longest reset we believe (a monthly spend limit); anything beyond is treated as nonsense."""
+
+_MAX_TEXT = 64
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+}
+
+
+def _ignored(kind: str, value: object) -> None:
+    _log.debug("ignoring unreadable %s header value %.40r", kind, value)
+
+
+def parse_count(value: str | None) -> float | None:
+    """A non-negative count (`"39923"`, `"1.5e4"`); None for anything else."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > _MAX_TEXT:
+        _ignored("count", value)
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        _ignored("count", value)
+        return None
+    if not math.isfinite(number) or number < 0:
+        _ignored("count", value)
+        return None
+    return number
+
+
+def parse_go_duration(value: str | None) -> float | None:
+    """A Go-style duration as OpenAI sends resets (`1s`, `6m0s`, `12ms`, `1h2m3.5s`) in seconds."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > _MAX_TEXT:
+        _ignored("duration", value)
+        return None
+    if text == "0":
+        return 0.0
+    position, total = 0, 0.0
+    for match in _GO_PART.finditer(text):
+        if match.start() != position:
+            _ignored("duration", value)
+            return None
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text) or not math.isfinite(total) or total > MAX_WAIT_SECONDS:
+        _ignored("duration", value)
+        return None
+    return total
+
+
+def parse_rfc3339(value: str | None) -> float | None:
+    """An RFC 3339 timestamp (`2025-08-21T12:40:59Z`) as epoch seconds."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > _MAX_TEXT:
+        _ignored("timestamp", value)
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        _ignored("timestamp", value)
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def parse_retry_after(
+    retry_after: str | None, retry_after_ms: str | None, now_epoch: float
+) -> float | None:
+    """Seconds to wait, from `retry-after-ms`, else `retry-after` (seconds or an HTTP date)."""
+    millis = parse_count(retry_after_ms)
+    if millis is not None and millis / 1000 <= MAX_WAIT_SECONDS:
+        return millis / 1000
+    seconds = parse_count(retry_after)
+    if seconds is not None:
+        return seconds if seconds <= MAX_WAIT_SECONDS else None
+    if retry_after is None or len(retry_after) > _MAX_TEXT:
+        return None
+    try:
+        moment = parsedate_to_datetime(retry_after)
+    except (TypeError, ValueError, IndexError):
+        _ignored("retry-after", retry_after)
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    wait = moment.timestamp() - now_epoch
+    return min(max(0.0, wait), MAX_WAIT_SECONDS)

@@ -1,0 +1,157 @@
+"""OpenAI's wire format (also Azure OpenAI and OpenAI-compatible servers that copy it).
+
+Authentication is `Authorization: Bearer <key>`. Limits come as
+`x-ratelimit-{limit,remaining,reset}-{requests,tokens}` with Go-style reset durations; errors as
+`{"error": {"message", "type", "param", "code"}}`. A 429 means "retry later" unless its code
+says the money is gone (`insufficient_quota` and kin), which no waiting fixes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+from keyrouter.core.outcome import Outcome, OutcomeKind
+from keyrouter.core.quota import Demand, LimitObservation
+from keyrouter.providers._estimate import json_object, output_cap, text_tokens
+from keyrouter.providers._parse import (
+    parse_count,
+    parse_go_duration,
+    parse_retry_after,
+)
+from keyrouter.providers.base import Headers, MutableHeaders
+
+__all__ = ["WIRE", "OpenAIWire"]
+
+SPEND_CODES: Final = frozenset(
+    {
+        "insufficient_quota",
+        "credit_balance_exhausted",
+        "organization_spend_limit_exceeded",
+        "project_spend_limit_exceeded",
+        "organization_usage_limit_exceeded",
+        "billing_hard_limit_reached",
+        "billing_not_active",
+    }
+)
+_DIMENSIONS: Final = ("requests", "tokens")
+_DEFAULT_OUTPUT_TOKENS: Final = 256.0
+_OUTPUT_FIELDS: Final = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+_PROMPT_FIELDS: Final = ("messages", "input", "prompt", "instructions", "tools")
+_BEARER: Final = "bearer "
+
+
+def error_fields(body: bytes) -> tuple[str, str, str]:
+    """(code, type, message) of an OpenAI-shaped error body; empty strings when absent."""
+    parsed = json_object(body[:65536])
+    error = parsed.get("error") if parsed else None
+    if not isinstance(error, dict):
+        return "", "", ""
+    code, kind, message = error.get("code"), error.get("type"), error.get("message")
+    return (
+        code if isinstance(code, str) else "",
+        kind if isinstance(kind, str) else "",
+        message if isinstance(message, str) else "",
+    )
+
+
+class OpenAIWire:
+    """Reads and writes OpenAI's HTTP API (see the module docstring)."""
+
+    name = "openai"
+    default_hosts = frozenset({"api.openai.com"})
+    auth_header = "authorization"
+
+    def credential(self, headers: Headers) -> str | None:
+        value = headers.get(self.auth_header)
+        if value is None:
+            return None
+        if value[: len(_BEARER)].lower() == _BEARER:
+            return value[len(_BEARER) :].strip()
+        return value.strip()
+
+    def write_credential(self, headers: MutableHeaders, secret: str) -> None:
+        headers[self.auth_header] = f"Bearer {secret}"
+
+    def estimate_demand(self, method: str, path: str, body: bytes) -> Demand:
+        parsed = json_object(body) if method == "POST" else None
+        if parsed is None:
+            return Demand({"requests": 1.0})
+        prompt = text_tokens(parsed.get(name) for name in _PROMPT_FIELDS)
+        if path.endswith("/embeddings"):
+            output = 0.0
+        else:
+            choices = parsed.get("n")
+            n = choices if isinstance(choices, int) and 1 <= choices <= 128 else 1
+            output = n * output_cap(parsed, _OUTPUT_FIELDS, _DEFAULT_OUTPUT_TOKENS)
+        return Demand({"requests": 1.0, "tokens": max(1.0, round(prompt + output))})
+
+    def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
+        found: list[LimitObservation] = []
+        for dimension in _DIMENSIONS:
+            limit = parse_count(headers.get(f"x-ratelimit-limit-{dimension}"))
+            remaining = parse_count(headers.get(f"x-ratelimit-remaining-{dimension}"))
+            if limit is None and remaining is None:
+                continue
+            reset = parse_go_duration(headers.get(f"x-ratelimit-reset-{dimension}"))
+            reset_at = now + reset if reset is not None else None
+            found.append(LimitObservation(dimension, limit, remaining, reset_at, now))
+        return tuple(found)
+
+    def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
+        if status < 400:
+            return Outcome(OutcomeKind.SUCCESS, status)
+        code, kind, _ = error_fields(body) if body else ("", "", "")
+        if status == 429:
+            if code in SPEND_CODES or kind in SPEND_CODES:
+                return Outcome(OutcomeKind.QUOTA_EXHAUSTED, status, code or kind)
+            return Outcome(
+                OutcomeKind.RATE_LIMITED,
+                status,
+                code or "rate_limited",
+                self._retry_at(headers, now),
+            )
+        if status == 401:
+            return Outcome(OutcomeKind.INVALID_KEY, status, code or "http_401")
+        if status == 403:
+            return Outcome(OutcomeKind.FORBIDDEN, status, code or "http_403")
+        if status == 402:
+            return Outcome(OutcomeKind.QUOTA_EXHAUSTED, status, code or "http_402")
+        if status == 408 or status >= 500:
+            return Outcome(OutcomeKind.SERVER_ERROR, status, code or f"http_{status}")
+        return Outcome(OutcomeKind.REQUEST_ERROR, status, code or f"http_{status}")
+
+    def _retry_at(self, headers: Headers, now: float) -> float | None:
+        wait = parse_retry_after(headers.get("retry-after"), headers.get("retry-after-ms"), now)
+        if wait is not None:
+            return now + wait
+        # No retry-after: the reset of whichever dimension is spent says when it refills.
+        waits = [
+            parse_go_duration(headers.get(f"x-ratelimit-reset-{dim}"))
+            for dim in _DIMENSIONS
+            if parse_count(headers.get(f"x-ratelimit-remaining-{dim}")) == 0
+        ]
+        known = [w for w in waits if w is not None]
+        return now + max(known) if known else None
+
+    def no_key_error(self, kind: OutcomeKind, message: str) -> tuple[int, bytes]:
+        if kind in (OutcomeKind.INVALID_KEY, OutcomeKind.FORBIDDEN):
+            status, err_type, code = 401, "invalid_request_error", "invalid_api_key"
+        elif kind is OutcomeKind.QUOTA_EXHAUSTED:
+            status, err_type, code = 429, "insufficient_quota", "insufficient_quota"
+        else:
+            status, err_type, code = 429, "requests", "rate_limit_exceeded"
+        body = {"error": {"message": message, "type": err_type, "param": None, "code": code}}
+        return status, json.dumps(body).encode()
+
+    def annotate_error(self, body: bytes, note: str) -> bytes | None:
+        parsed = json_object(body[:65536])
+        error = parsed.get("error") if parsed else None
+        if parsed is None or not isinstance(error, dict):
+            return None
+        message = error.get("message")
+        error["message"] = f"{message} [{note}]" if isinstance(message, str) and message else note
+        return json.dumps(parsed).encode()
+
+
+WIRE: Final = OpenAIWire()

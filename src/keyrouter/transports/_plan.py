@@ -1,0 +1,155 @@
+"""The attempt loop of one request, without I/O, shared by the sync and async interceptors.
+
+The interceptor asks `next_step()` for what to do (send with a lease, sleep, or stop), does it,
+and reports back (`record_response`, `record_error`, `abandon`). Everything about failover,
+waiting and the final error lives here once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from keyrouter.core.decision import Decision, Lease
+from keyrouter.core.outcome import Outcome, OutcomeKind
+from keyrouter.core.pool import KeyPool
+from keyrouter.core.quota import Demand
+from keyrouter.transports.route import Route
+
+__all__ = ["Plan", "Sleep"]
+
+_MAX_ATTEMPTS_CAP = 25
+_DEFAULT_MAX_WAIT = 60.0
+_WAKE_MARGIN = 0.002
+_EXCLUDE_AFTER = frozenset(
+    {
+        OutcomeKind.SERVER_ERROR,
+        OutcomeKind.INVALID_KEY,
+        OutcomeKind.FORBIDDEN,
+        OutcomeKind.QUOTA_EXHAUSTED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+class Plan:
+    """One request's attempts: which key next, when to wait, and when to give up."""
+
+    def __init__(
+        self, route: Route, pool: KeyPool, demand: Demand, read_timeout: float | None
+    ) -> None:
+        self.route = route
+        self.pool = pool
+        self.demand = demand
+        settings = route.settings
+        self.started = route.clock()
+        budget = settings.max_wait
+        if budget is None:
+            budget = min(read_timeout, _DEFAULT_MAX_WAIT) if read_timeout else _DEFAULT_MAX_WAIT
+        self.deadline = self.started + budget
+        self.max_attempts = settings.max_attempts or min(len(pool.keys) + 2, _MAX_ATTEMPTS_CAP)
+        self.attempts = 0
+        self.tried: list[tuple[str, str]] = []
+        self.last_decision: Decision | None = None
+        self.last_kind: OutcomeKind | None = None
+        self._excluded: set[str] = set()
+        self._ticket: int | None = None
+
+    def next_step(self) -> Lease | Sleep | None:
+        """A lease to send with, a pause before asking again, or None: stop trying."""
+        if self.attempts >= self.max_attempts:
+            return None
+        now = self.route.clock()
+        decision = self.pool.select(self.demand, now, exclude=self._excluded, ticket=self._ticket)
+        self.last_decision = decision
+        if decision.lease is not None:
+            self._leave_queue()
+            self.attempts += 1
+            return decision.lease
+        if decision.queued or decision.waiting_for_probe:
+            wake = now + self.route.settings.poll_interval
+        elif decision.retry_at is not None:
+            wake = decision.retry_at + _WAKE_MARGIN
+        else:
+            return None  # no key will ever serve (all invalid, disabled or tried)
+        if wake > self.deadline:
+            return None
+        if self._ticket is None:
+            self._ticket = self.pool.enqueue()
+        return Sleep(max(0.0, wake - now))
+
+    def record_response(
+        self, lease: Lease, status: int, headers: Mapping[str, str], body: bytes
+    ) -> bool:
+        """Learn from a response; True if it goes to the SDK, False to try another key."""
+        now = self.route.clock()
+        wire = self.route.wire
+        outcome = wire.classify(status, headers, body, now)
+        self.pool.settle(lease, outcome, now, wire.observations(headers, now))
+        if not outcome.kind.fails_over:
+            return True
+        self._note_failure(lease, outcome)
+        return False
+
+    def record_error(self, lease: Lease, error: BaseException) -> None:
+        """A connection error or timeout: the key's circuit breaker counts it."""
+        outcome = Outcome(OutcomeKind.SERVER_ERROR, None, type(error).__name__)
+        self.pool.settle(lease, outcome, self.route.clock())
+        self._note_failure(lease, outcome)
+
+    def abandon(self, lease: Lease) -> None:
+        """The attempt ended without an answer (cancelled, interrupted)."""
+        self.pool.abandon(lease, self.route.clock())
+
+    def close(self) -> None:
+        """Always called at the end: leave the waiting queue."""
+        self._leave_queue()
+
+    def _leave_queue(self) -> None:
+        if self._ticket is not None:
+            self.pool.dequeue(self._ticket)
+            self._ticket = None
+
+    def _note_failure(self, lease: Lease, outcome: Outcome) -> None:
+        self.last_kind = outcome.kind
+        self.tried.append((lease.key.label, outcome.reason or outcome.kind.value))
+        if outcome.kind in _EXCLUDE_AFTER:
+            self._excluded.add(lease.key.id)
+
+    # -- the answer when every attempt failed ------------------------------------------------
+
+    def retry_after(self) -> float | None:
+        """Seconds until the earliest key may serve again, if any will."""
+        now = self.route.clock()
+        recovery = self.pool.earliest_recovery(self.demand, now)
+        return None if recovery is None else max(0.0, recovery - now)
+
+    def explanation(self) -> str:
+        """Which keys were tried and when the first recovers, for the SDK's error message."""
+        parts = []
+        if self.tried:
+            counts = Counter(self.tried)
+            parts.append("tried " + ", ".join(
+                f"{key} ({why})" + (f" x{n}" if n > 1 else "") for (key, why), n in counts.items()
+            ))
+        else:
+            parts.append(f"no key of the {self.route.wire.name} pool could be tried")
+        wait = self.retry_after()
+        parts.append(
+            f"first key recovers in {wait:.1f}s" if wait is not None and math.isfinite(wait)
+            else "no key is expected to recover"
+        )
+        return "keyrouter: " + "; ".join(parts)
+
+    def single_transient_failure(self) -> bool:
+        """One attempt, failed with a 5xx: the SDK's own retries are the right answer."""
+        return self.attempts == 1 and self.last_kind is OutcomeKind.SERVER_ERROR
+
+    def no_key_kind(self) -> OutcomeKind:
+        return self.pool.unavailable_kind(self.route.clock())

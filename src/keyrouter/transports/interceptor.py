@@ -1,0 +1,269 @@
+"""Failover inside the SDK's transport: the SDK sees one response, success or its own error.
+
+For each request that is ours to route (see `Route.claims`): buffer the body so it can be
+resent, estimate its demand, then loop: take a key from the pool (or wait for one), write it
+into the request, send through the transport the SDK chose, classify the answer, and either
+hand the response back or try another key. When no key can serve, the SDK gets the last
+upstream failure (or a made-up one in the provider's format) marked `x-should-retry: false`,
+with a message naming the keys tried and the earliest recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from keyrouter.core.decision import Lease
+from keyrouter.transports._flavor import (
+    error_cap,
+    is_transport_error,
+    new_response,
+    replace_response,
+)
+from keyrouter.transports._plan import Plan, Sleep
+from keyrouter.transports.route import Route
+
+__all__ = ["install", "installed_route", "uninstall"]
+
+_log = logging.getLogger("keyrouter")
+_MAX_REPLAY_BYTES = 32 * 1024 * 1024
+_MARK = "_keyrouter_route"
+
+
+def _read_timeout(request: Any) -> float | None:
+    timeout = request.extensions.get("timeout")
+    value = timeout.get("read") if isinstance(timeout, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _replayable(request: Any) -> bool:
+    length = request.headers.get("content-length")
+    return not (length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES)
+
+
+def _start(route: Route, request: Any, body: bytes, replayable: bool) -> Plan | None:
+    """A plan for `request`, or None if the request is not ours to route."""
+    pool = route.pool()
+    if not route.claims(request.url.host, request.headers, pool):
+        return None
+    if pool is None:
+        return _NO_POOL
+    demand = route.wire.estimate_demand(request.method, request.url.path, body)
+    plan = Plan(route, pool, demand, _read_timeout(request))
+    if not replayable:
+        plan.max_attempts = 1
+    return plan
+
+
+class _NoPool:
+    """Marker: the request is ours but no pool is active (placeholder credential)."""
+
+
+_NO_POOL: Any = _NoPool()
+
+
+def _no_pool_response(route: Route, request: Any) -> Any:
+    from keyrouter.core.outcome import OutcomeKind
+
+    message = (
+        f"keyrouter: no {route.wire.name} key pool is active for this client; "
+        f"pass keys to keyrouter.patch({route.wire.name}=[...]) or use "
+        f"keyrouter.pool({route.wire.name}=[...])"
+    )
+    status, body = route.wire.no_key_error(OutcomeKind.INVALID_KEY, message)
+    return new_response(request, status, body, {"x-should-retry": "false"})
+
+
+def _final_response(plan: Plan, request: Any, last: Any | None, last_body: bytes) -> Any:
+    """What the SDK gets when no key could serve: one error, no SDK retries.
+
+    The exception: a single attempt that met a transient server error goes back unchanged, so
+    the SDK's own retry policy still applies to a one-key pool.
+    """
+    if last is not None and plan.single_transient_failure():
+        return last
+    note = plan.explanation()
+    headers = {"x-should-retry": "false"}
+    wait = plan.retry_after()
+    if wait is not None:
+        headers["retry-after"] = str(max(1, round(wait)))
+    if last is not None:
+        body = plan.route.wire.annotate_error(last_body, note) or last_body
+        return replace_response(last, request, body=body, extra_headers=headers)
+    status, body = plan.route.wire.no_key_error(plan.no_key_kind(), note)
+    return new_response(request, status, body, headers)
+
+
+class SyncInterceptor:
+    """Stands in for a sync transport's `handle_request`."""
+
+    def __init__(self, route: Route, original: Callable[[Any], Any]) -> None:
+        self.route = route
+        self.__wrapped__ = original
+
+    def __call__(self, request: Any) -> Any:
+        replayable = _replayable(request)
+        body = request.read() if replayable else b""
+        plan = _start(self.route, request, body, replayable)
+        if plan is None:
+            return self.__wrapped__(request)
+        if plan is _NO_POOL:
+            return _no_pool_response(self.route, request)
+        last: Any = None
+        last_body = b""
+        last_error: BaseException | None = None
+        try:
+            while (step := plan.next_step()) is not None:
+                if isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                    continue
+                self.route.wire.write_credential(request.headers, step.key.secret)
+                try:
+                    response = self._send(plan, step, request)
+                except _Retry as retry:
+                    last_error = retry.error
+                    continue
+                status = response.status_code
+                error_body = _read_error_sync(response) if status >= 400 else b""
+                if plan.record_response(step, status, response.headers, error_body):
+                    _close_sync(last)
+                    return response
+                _close_sync(last)
+                last, last_body, last_error = response, error_body, None
+        finally:
+            plan.close()
+        if last is None and last_error is not None:
+            raise last_error
+        return _final_response(plan, request, last, last_body)
+
+    def _send(self, plan: Plan, lease: Lease, request: Any) -> Any:
+        try:
+            return self.__wrapped__(request)
+        except BaseException as error:
+            if isinstance(error, Exception) and is_transport_error(error, request):
+                plan.record_error(lease, error)
+                raise _Retry(error) from error
+            plan.abandon(lease)
+            raise
+
+
+class AsyncInterceptor:
+    """Stands in for an async transport's `handle_async_request`."""
+
+    def __init__(self, route: Route, original: Callable[[Any], Awaitable[Any]]) -> None:
+        self.route = route
+        self.__wrapped__ = original
+
+    async def __call__(self, request: Any) -> Any:
+        replayable = _replayable(request)
+        body = await request.aread() if replayable else b""
+        plan = _start(self.route, request, body, replayable)
+        if plan is None:
+            return await self.__wrapped__(request)
+        if plan is _NO_POOL:
+            return _no_pool_response(self.route, request)
+        last: Any = None
+        last_body = b""
+        last_error: BaseException | None = None
+        try:
+            while (step := plan.next_step()) is not None:
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                    continue
+                self.route.wire.write_credential(request.headers, step.key.secret)
+                try:
+                    response = await self._send(plan, step, request)
+                except _Retry as retry:
+                    last_error = retry.error
+                    continue
+                status = response.status_code
+                error_body = await _read_error_async(response) if status >= 400 else b""
+                if plan.record_response(step, status, response.headers, error_body):
+                    await _close_async(last)
+                    return response
+                await _close_async(last)
+                last, last_body, last_error = response, error_body, None
+        finally:
+            plan.close()
+        if last is None and last_error is not None:
+            raise last_error
+        return _final_response(plan, request, last, last_body)
+
+    async def _send(self, plan: Plan, lease: Lease, request: Any) -> Any:
+        try:
+            return await self.__wrapped__(request)
+        except BaseException as error:
+            if isinstance(error, Exception) and is_transport_error(error, request):
+                plan.record_error(lease, error)
+                raise _Retry(error) from error
+            plan.abandon(lease)
+            raise
+
+
+class _Retry(Exception):
+    """Internal: the attempt failed at the connection level; try the next key."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _read_error_sync(response: Any) -> bytes:
+    try:
+        return bytes(response.read()[: error_cap()])
+    except Exception:
+        _log.debug("could not read an error body", exc_info=True)
+        return b""
+
+
+async def _read_error_async(response: Any) -> bytes:
+    try:
+        return bytes((await response.aread())[: error_cap()])
+    except Exception:
+        _log.debug("could not read an error body", exc_info=True)
+        return b""
+
+
+def _close_sync(response: Any | None) -> None:
+    if response is not None:
+        response.close()
+
+
+async def _close_async(response: Any | None) -> None:
+    if response is not None:
+        await response.aclose()
+
+
+# -- installing on a transport instance ------------------------------------------------------
+
+
+def install(transport: Any, route: Route, *, is_async: bool) -> None:
+    """Route every request `transport` sends. Installing twice only updates the route."""
+    current = installed_route(transport)
+    if current is not None:
+        attr = "handle_async_request" if is_async else "handle_request"
+        getattr(transport, attr).route = route
+        setattr(transport, _MARK, route)
+        return
+    if is_async:
+        transport.handle_async_request = AsyncInterceptor(route, transport.handle_async_request)
+    else:
+        transport.handle_request = SyncInterceptor(route, transport.handle_request)
+    setattr(transport, _MARK, route)
+
+
+def installed_route(transport: Any) -> Route | None:
+    route = transport.__dict__.get(_MARK) if hasattr(transport, "__dict__") else None
+    return route if isinstance(route, Route) else None
+
+
+def uninstall(transport: Any) -> None:
+    """Restore `transport` exactly as it was before `install`."""
+    if installed_route(transport) is None:
+        return
+    for attr in ("handle_request", "handle_async_request"):
+        if isinstance(transport.__dict__.get(attr), SyncInterceptor | AsyncInterceptor):
+            del transport.__dict__[attr]
+    del transport.__dict__[_MARK]

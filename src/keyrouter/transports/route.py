@@ -1,0 +1,66 @@
+"""What an interceptor knows about the client it serves: provider, hosts, credentials, pool."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from keyrouter.core.pool import KeyPool
+from keyrouter.core.registry import current_scoped_pools, global_pool
+from keyrouter.providers.base import Headers, Wire
+
+__all__ = ["PLACEHOLDER_CREDENTIAL", "Route", "RouteSettings"]
+
+PLACEHOLDER_CREDENTIAL = "keyrouter-pool-placeholder"
+"""Handed to an SDK that insists on a key at construction when the pool will supply it.
+
+If it ever reached a provider it would be refused as an invalid key; it is never a secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    """Bounds on what the interceptor does for one request.
+
+    `max_attempts`: upstream sends per request (default: the pool's size + 2, at most 25).
+    `max_wait`: seconds a request may wait for capacity in total (default: the request's own
+    read timeout, at most 60 s). `poll_interval`: how often a queued caller looks again.
+    """
+
+    max_attempts: int | None = None
+    max_wait: float | None = None
+    poll_interval: float = 0.02
+
+
+@dataclass(slots=True)
+class Route:
+    """How one client's requests are routed.
+
+    A request is routed only when it goes to one of `hosts` and carries a credential from
+    `routable` (the placeholder, the key the client was built with) or a key of the pool in
+    force. Anything else (another host, a credential the user set explicitly) passes through
+    untouched and never receives a pool key.
+    """
+
+    wire: Wire
+    hosts: frozenset[str]
+    routable: frozenset[str] = frozenset({PLACEHOLDER_CREDENTIAL})
+    own_pool: KeyPool | None = None
+    settings: RouteSettings = field(default_factory=RouteSettings)
+    clock: Callable[[], float] = time.time
+
+    def pool(self) -> KeyPool | None:
+        """The pool in force for this request: scoped, then the client's own, then global."""
+        scoped = current_scoped_pools().get(self.wire.name)
+        if scoped is not None:
+            return scoped
+        return self.own_pool or global_pool(self.wire.name)
+
+    def claims(self, host: str, headers: Headers, pool: KeyPool | None) -> bool:
+        """Whether this request is ours to route (see the class docstring)."""
+        if host not in self.hosts:
+            return False
+        credential = self.wire.credential(headers)
+        if credential is None or credential in self.routable:
+            return True
+        return pool is not None and pool.owns(credential)
