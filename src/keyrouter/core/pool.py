@@ -10,6 +10,7 @@ newcomer cannot overtake a caller that has been waiting for capacity.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -318,8 +319,10 @@ class KeyPool:
 
     # -- looking ----------------------------------------------------------------------------
 
-    def snapshot(self, now: float) -> list[KeySnapshot]:
+    def snapshot(self, now: float | None = None) -> list[KeySnapshot]:
         """Every key's state, counters and predicted quota, as values."""
+        if now is None:
+            now = time.time()
         with self._book.lock:
             return [self._snapshot_one(i, now) for i in range(len(self.keys))]
 

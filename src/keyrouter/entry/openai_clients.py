@@ -10,6 +10,7 @@ from typing import Any
 
 import openai
 
+from keyrouter.core.pool import KeyPool
 from keyrouter.entry._pools import build_pool
 from keyrouter.entry._sdks import SdkBinding, bindings_for, http_transports
 from keyrouter.entry.patching import attach
@@ -30,13 +31,13 @@ def _route_client(
     keys: object | None,
     objective: str,
     settings: RouteSettings,
-) -> None:
+) -> KeyPool:
     if keys is None:
         # `with_options()` / `copy()` rebuild the client on the same HTTP client: keep its pool.
         for transport in http_transports(client):
             route = installed_route(transport)
             if route is not None and route.own_pool is not None:
-                return
+                return route.own_pool
         raise ConfigError("pass keys=[...] (a list of API keys)", field="keys")
     pool = build_pool("openai", keys, objective=objective)
     attach(
@@ -46,6 +47,7 @@ def _route_client(
         settings=settings,
         own_pool=pool,
     )
+    return pool
 
 
 class KeyRoutedOpenAI(openai.OpenAI):
@@ -64,7 +66,10 @@ class KeyRoutedOpenAI(openai.OpenAI):
     ) -> None:
         kwargs["api_key"] = PLACEHOLDER_CREDENTIAL
         super().__init__(**kwargs)
-        _route_client(self, False, keys, objective, RouteSettings(max_attempts, max_wait))
+        self.key_pool: KeyPool = _route_client(
+            self, False, keys, objective, RouteSettings(max_attempts, max_wait)
+        )
+        """This client's pool: `client.key_pool.snapshot()` shows what it learned."""
 
 
 class KeyRoutedAsyncOpenAI(openai.AsyncOpenAI):
@@ -83,4 +88,7 @@ class KeyRoutedAsyncOpenAI(openai.AsyncOpenAI):
     ) -> None:
         kwargs["api_key"] = PLACEHOLDER_CREDENTIAL
         super().__init__(**kwargs)
-        _route_client(self, True, keys, objective, RouteSettings(max_attempts, max_wait))
+        self.key_pool: KeyPool = _route_client(
+            self, True, keys, objective, RouteSettings(max_attempts, max_wait)
+        )
+        """This client's pool: `client.key_pool.snapshot()` shows what it learned."""

@@ -24,7 +24,7 @@ from keyrouter.transports._flavor import (
     replace_response,
 )
 from keyrouter.transports._plan import Plan, Sleep
-from keyrouter.transports.route import Route
+from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL, Route
 
 __all__ = ["install", "installed_route", "uninstall"]
 
@@ -50,7 +50,9 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool) -> Plan | 
     if not route.claims(request.url.host, request.headers, pool):
         return None
     if pool is None:
-        return _NO_POOL
+        # An ambient key the SDK found by itself serves when no pool is in force.
+        credential = route.wire.credential(request.headers)
+        return _NO_POOL if credential in (None, PLACEHOLDER_CREDENTIAL) else None
     demand = route.wire.estimate_demand(request.method, request.url.path, body)
     plan = Plan(route, pool, demand, _read_timeout(request))
     if not replayable:

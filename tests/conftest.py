@@ -1,0 +1,21 @@
+"""Shared fixtures: every test starts with no patch, no global pool and a fresh state book."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import keyrouter
+from keyrouter.core.registry import default_book
+
+
+@pytest.fixture(autouse=True)
+def _clean_keyrouter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("OPENAI_API_KEY", "OPENAI_API_KEYS", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    keyrouter.unpatch()
+    default_book().reset()
+    yield
+    keyrouter.unpatch()
+    default_book().reset()

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from keyrouter.core.quota import Capacity, Demand, Dimension, LimitObservation, ScopeQuota
+
+
+def obs(dimension: str, limit: float, remaining: float, reset_in: float, now: float) -> LimitObservation:
+    return LimitObservation(dimension, limit, remaining, now + reset_in, now)
+
+
+def test_refill_rate_is_learned_from_limit_remaining_and_reset() -> None:
+    dim = Dimension()
+    dim.observe(obs("requests", 60, 30, 30.0, 0.0), unsettled=0, now=0.0)
+    assert dim.rate == pytest.approx(1.0)
+    assert dim.available(10.0) == pytest.approx(40.0)
+    assert dim.available(1000.0) == 60
+
+
+def test_prediction_says_how_long_until_a_request_fits() -> None:
+    dim = Dimension()
+    dim.observe(obs("tokens", 1000, 100, 9.0, 0.0), unsettled=0, now=0.0)
+    assert dim.rate == pytest.approx(100.0)
+    assert dim.seconds_until(100, 0.0) == 0.0
+    assert dim.seconds_until(300, 0.0) == pytest.approx(2.0)
+    assert dim.seconds_until(2000, 0.0) == math.inf, "more than the limit never fits"
+
+
+def test_unknown_dimension_admits_anything() -> None:
+    assert Dimension().seconds_until(1e9, 0.0) == 0.0
+    assert Dimension().headroom(0.0) == 1.0
+
+
+def test_first_request_probes_and_others_wait_for_its_answer() -> None:
+    quota = ScopeQuota()
+    assert quota.admits(Demand(), 0.0) == 0.0
+    quota.reserve(1, Demand(), 0.0)
+    assert math.isnan(quota.admits(Demand(), 0.0))
+    quota.settle(1, [obs("requests", 60, 59, 1.0, 0.1)], 0.1)
+    assert quota.admits(Demand(), 0.1) == 0.0
+
+
+def test_headerless_scope_is_not_gated() -> None:
+    quota = ScopeQuota()
+    quota.reserve(1, Demand(), 0.0)
+    quota.settle(1, [], 0.1)
+    quota.mark_headerless()
+    for seq in range(2, 50):
+        assert quota.admits(Demand(), 0.2) == 0.0
+        quota.reserve(seq, Demand(), 0.2)
+
+
+def test_reservations_sent_after_the_observed_request_are_subtracted() -> None:
+    quota = ScopeQuota()
+    quota.reserve(1, Demand(), 0.0)
+    quota.settle(1, [obs("requests", 10, 9, 6.0, 0.0)], 0.0)
+    for seq in (2, 3, 4):
+        quota.reserve(seq, Demand(), 0.0)
+    assert quota.dimensions["requests"].available(0.0) == pytest.approx(6.0)
+    # The answer to request 2 counts 2 but not 3 and 4, which are still in flight.
+    quota.settle(2, [obs("requests", 10, 8, 12.0, 0.0)], 0.0)
+    assert quota.dimensions["requests"].available(0.0) == pytest.approx(6.0)
+
+
+def test_refund_returns_a_reservation_that_the_provider_never_counted() -> None:
+    quota = ScopeQuota()
+    quota.reserve(1, Demand(), 0.0)
+    quota.settle(1, [obs("requests", 10, 9, 6.0, 0.0)], 0.0)
+    quota.reserve(2, Demand({"requests": 1, "tokens": 50}), 0.0)
+    quota.settle(2, [], 0.0, refund=True)
+    assert quota.dimensions["requests"].available(0.0) == pytest.approx(9.0)
+    assert not quota.in_flight
+
+
+def test_capacity_classes_follow_headroom() -> None:
+    quota = ScopeQuota()
+    quota.reserve(1, Demand(), 0.0)
+    quota.settle(1, [obs("requests", 100, 90, 6.0, 0.0)], 0.0)
+    assert quota.capacity(0.0) is Capacity.ABUNDANT
+    quota.settle(2, [obs("requests", 100, 30, 42.0, 0.0)], 0.0)
+    assert quota.capacity(0.0) is Capacity.CONSTRAINED
+    quota.settle(3, [obs("requests", 100, 5, 57.0, 0.0)], 0.0)
+    assert quota.capacity(0.0) is Capacity.CRITICAL
+    quota.settle(4, [obs("requests", 100, 0, 60.0, 0.0)], 0.0)
+    assert quota.capacity(0.0) is Capacity.EXHAUSTED
+
+
+def test_time_to_exhaustion_follows_the_consumption_rate() -> None:
+    dim = Dimension()
+    dim.observe(obs("requests", 1000, 1000, 0.0, 0.0), unsettled=0, now=0.0)
+    dim.rate = 1.0
+    for step in range(1, 101):
+        dim.debit(10, step * 0.1)  # 100 units/s against 1 unit/s of refill
+    tte = dim.seconds_to_exhaustion(10.0)
+    assert 0 < tte < 30

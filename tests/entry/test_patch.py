@@ -1,0 +1,106 @@
+"""patch()/unpatch(): idempotent, exact, and reaching every client created in between."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+import wrapt
+
+import keyrouter
+from keyrouter.entry._sdks import http_transports
+from keyrouter.transports import installed_route
+from tests.transports.mock_openai import MockOpenAI, chat, ok
+
+GOOD = "sk-good-000000000000000000000001"
+OTHER = "sk-other-00000000000000000000002"
+
+
+def test_unpatch_restores_the_exact_original_init() -> None:
+    originals = {cls: cls.__dict__["__init__"] for cls in (openai.OpenAI, openai.AsyncOpenAI)}
+    keyrouter.patch(openai=[GOOD])
+    keyrouter.patch(openai=[GOOD])
+    for cls in originals:
+        wrapper = cls.__dict__["__init__"]
+        assert isinstance(wrapper, wrapt.FunctionWrapper)
+        assert wrapper.__wrapped__ is originals[cls], "patching twice wraps once"
+    keyrouter.unpatch()
+    keyrouter.unpatch()
+    for cls, original in originals.items():
+        assert cls.__dict__["__init__"] is original
+
+
+def test_clients_created_after_patch_route_and_before_do_not() -> None:
+    mock = MockOpenAI({GOOD: ok(), "sk-before-00000000000000000000003": ok()})
+    before = openai.OpenAI(api_key="sk-before-00000000000000000000003", http_client=mock.client())
+    keyrouter.patch(openai=[GOOD])
+    after = openai.OpenAI(http_client=mock.client())
+    assert all(installed_route(t) is None for t in http_transports(before))
+    assert all(installed_route(t) is not None for t in http_transports(after))
+    chat(before)
+    chat(after)
+    assert mock.hits[GOOD] == 1
+
+
+def test_patch_again_replaces_the_pool() -> None:
+    mock = MockOpenAI({GOOD: ok(), OTHER: ok()})
+    keyrouter.patch(openai=[GOOD])
+    client = openai.OpenAI(http_client=mock.client())
+    chat(client)
+    keyrouter.patch(openai=[OTHER])
+    chat(client)
+    assert mock.hits == {GOOD: 1, OTHER: 1}
+
+
+def test_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEYS", f"{GOOD},{OTHER}")
+    mock = MockOpenAI({GOOD: ok(), OTHER: ok()})
+    keyrouter.patch()
+    client = openai.OpenAI(http_client=mock.client())
+    for _ in range(4):
+        chat(client)
+    assert mock.hits == {GOOD: 2, OTHER: 2}
+
+
+def test_ambient_key_is_used_outside_scopes_when_no_global_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ambient = "sk-ambient-000000000000000000004"
+    monkeypatch.setenv("OPENAI_API_KEY", ambient)
+    mock = MockOpenAI({GOOD: ok(), ambient: ok()})
+    keyrouter.patch()
+    client = openai.OpenAI(http_client=mock.client())
+    chat(client)
+    with keyrouter.pool(openai=[GOOD]):
+        chat(client)
+    assert mock.hits == {ambient: 1, GOOD: 1}
+
+
+def test_with_options_copies_keep_routing() -> None:
+    mock = MockOpenAI({GOOD: ok()})
+    keyrouter.patch(openai=[GOOD])
+    client = openai.OpenAI(http_client=mock.client()).with_options(timeout=5)
+    chat(client)
+    assert mock.hits[GOOD] == 1
+
+
+def test_bad_configuration_is_refused_at_patch_time_without_echoing_keys() -> None:
+    with pytest.raises(keyrouter.ConfigError, match="openai") as info:
+        keyrouter.patch(openai=[GOOD, GOOD])
+    assert GOOD not in str(info.value)
+    with pytest.raises(keyrouter.ConfigError, match="max_attempts"):
+        keyrouter.patch(openai=[GOOD], max_attempts=0)
+    with pytest.raises(keyrouter.ConfigError, match="objective"):
+        keyrouter.patch(openai=[GOOD], objective="fastest")
+    assert not keyrouter.snapshot()
+
+
+def test_key_routed_client_needs_keys() -> None:
+    with pytest.raises(keyrouter.ConfigError, match="keys"):
+        keyrouter.KeyRoutedOpenAI()
+
+
+def test_key_routed_clients_are_real_sdk_clients() -> None:
+    client = keyrouter.KeyRoutedOpenAI(keys=[GOOD])
+    assert isinstance(client, openai.OpenAI)
+    assert isinstance(keyrouter.KeyRoutedAsyncOpenAI(keys=[GOOD]), openai.AsyncOpenAI)
+    assert GOOD not in repr(client.key_pool.snapshot())
