@@ -19,7 +19,7 @@ from keyrouter.core.pool import KeySnapshot
 from keyrouter.core.quota import Capacity
 from keyrouter.entry.patching import patch, unpatch
 from keyrouter.entry.scopes import pool
-from keyrouter.errors import ConfigError, KeyFormatError, KeyrouterError, NoKeyAvailable
+from keyrouter.errors import ConfigError, KeyFormatError, KeyrouterError
 
 if TYPE_CHECKING:
     from keyrouter.entry.openai_clients import KeyRoutedAsyncOpenAI, KeyRoutedOpenAI
@@ -35,7 +35,6 @@ __all__ = [
     "KeySnapshot",
     "KeyState",
     "KeyrouterError",
-    "NoKeyAvailable",
     "Refusal",
     "patch",
     "pool",

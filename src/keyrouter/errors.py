@@ -11,7 +11,6 @@ __all__ = [
     "ConfigError",
     "KeyFormatError",
     "KeyrouterError",
-    "NoKeyAvailable",
 ]
 
 
@@ -32,11 +31,3 @@ class ConfigError(KeyrouterError, ValueError):
 
 class KeyFormatError(ConfigError):
     """A key is empty, has whitespace, or is not a string."""
-
-
-class NoKeyAvailable(KeyrouterError):
-    """No key of the pool can take a request now (raised only by the core's own API)."""
-
-    def __init__(self, message: str, *, retry_at: float | None) -> None:
-        self.retry_at = retry_at
-        super().__init__(message)

@@ -79,7 +79,8 @@ def test_never_grants_an_ineligible_or_excluded_key(
         demand = Demand({"requests": 1, "tokens": tokens})
         excluded = {keys[i].id for i in excluded_idx}
         allowed = [
-            i for i in range(len(keys))
+            i
+            for i in range(len(keys))
             if keys[i].id not in excluded and eligible(pool, i, demand, now)
         ]
         decision = pool.select(demand, now, exclude=excluded)

@@ -7,7 +7,9 @@ import pytest
 from keyrouter.core.quota import Capacity, Demand, Dimension, LimitObservation, ScopeQuota
 
 
-def obs(dimension: str, limit: float, remaining: float, reset_in: float, now: float) -> LimitObservation:
+def obs(
+    dimension: str, limit: float, remaining: float, reset_in: float, now: float
+) -> LimitObservation:
     return LimitObservation(dimension, limit, remaining, now + reset_in, now)
 
 

@@ -27,7 +27,9 @@ REAL_429_HEADERS = {
 
 
 def error(code: str | None, kind: str, message: str = "m") -> bytes:
-    return json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
+    return json.dumps(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    ).encode()
 
 
 def test_observations_from_real_headers() -> None:
@@ -53,7 +55,11 @@ def test_no_headers_no_observations() -> None:
         (401, error("invalid_api_key", "invalid_request_error"), OutcomeKind.INVALID_KEY),
         (403, error("unsupported_country_region_territory", "x"), OutcomeKind.FORBIDDEN),
         (500, error(None, "server_error"), OutcomeKind.SERVER_ERROR),
-        (503, b"upstream connect error or disconnect/reset before headers", OutcomeKind.SERVER_ERROR),
+        (
+            503,
+            b"upstream connect error or disconnect/reset before headers",
+            OutcomeKind.SERVER_ERROR,
+        ),
         (404, error("model_not_found", "invalid_request_error"), OutcomeKind.REQUEST_ERROR),
         (400, error(None, "invalid_request_error"), OutcomeKind.REQUEST_ERROR),
     ],
@@ -103,8 +109,13 @@ def test_demand_counts_prompt_text_and_output_cap() -> None:
 def test_demand_counts_images_as_a_fixed_cost_not_their_bytes() -> None:
     image = "data:image/png;base64," + "A" * 500_000
     body = json.dumps(
-        {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": image}}]}]}
+        {
+            "model": "m",
+            "max_tokens": 10,
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}}]}
+            ],
+        }
     ).encode()
     assert WIRE.estimate_demand("POST", "/v1/chat/completions", body).get("tokens") < 2000
 
@@ -125,24 +136,36 @@ def test_annotate_error_keeps_the_error_shape() -> None:
 headers = st.dictionaries(
     st.sampled_from(
         [
-            "retry-after", "retry-after-ms", "x-ratelimit-limit-requests",
-            "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
-            "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+            "retry-after",
+            "retry-after-ms",
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
             "x-ratelimit-reset-tokens",
         ]
     ),
-    st.one_of(st.text(max_size=40), st.integers(-10**20, 10**20).map(str),
-              st.floats(allow_nan=True).map(str)),
+    st.one_of(
+        st.text(max_size=40),
+        st.integers(-(10**20), 10**20).map(str),
+        st.floats(allow_nan=True).map(str),
+    ),
 )
 
 
 @given(
     status=st.integers(100, 599),
     headers=headers,
-    body=st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
-                   st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                                lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
-                                max_leaves=10).map(lambda v: json.dumps({"error": v}).encode())),
+    body=st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200).map(str.encode),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+            max_leaves=10,
+        ).map(lambda v: json.dumps({"error": v}).encode()),
+    ),
 )
 def test_nothing_from_the_network_makes_the_wire_raise(
     status: int, headers: dict[str, str], body: bytes

@@ -34,7 +34,9 @@ def test_go_durations_as_openai_sends_them(text: str, seconds: float) -> None:
     assert parse_go_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "s", "1", "1x", "-1s", "1s2", "abc", "1.2.3s", "9" * 80 + "s"])
+@pytest.mark.parametrize(
+    "text", ["", "s", "1", "1x", "-1s", "1s2", "abc", "1.2.3s", "9" * 80 + "s"]
+)
 def test_bad_go_durations_are_none(text: str) -> None:
     assert parse_go_duration(text) is None
 

@@ -29,7 +29,9 @@ COMPLETION = {
 }
 
 
-def error(status: int, code: str | None, kind: str, headers: dict[str, str] | None = None) -> Answer:
+def error(
+    status: int, code: str | None, kind: str, headers: dict[str, str] | None = None
+) -> Answer:
     body = {"error": {"message": f"mock {code}", "type": kind, "param": None, "code": code}}
     return lambda request: httpx2.Response(status, json=body, headers=headers or {})
 

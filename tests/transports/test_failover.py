@@ -72,7 +72,8 @@ def test_when_every_key_is_limited_the_sdk_raises_its_own_error_once() -> None:
     assert keyrouter.Key(LIMITED).label in message
     assert keyrouter.Key(SPENT).label in message
     assert "recovers in" in message
-    assert LIMITED not in message and SPENT not in message
+    assert LIMITED not in message
+    assert SPENT not in message
     assert info.value.response.headers["x-should-retry"] == "false"
     assert sum(mock.hits.values()) == 2, "no SDK retries on top of keyrouter's failover"
 
@@ -113,6 +114,7 @@ def test_server_errors_fail_over_and_open_the_circuit() -> None:
     assert flaky.state is KeyState.CIRCUIT_OPEN
     assert "openai" not in keyrouter.snapshot(), "the client's own pool is not the global one"
 
+
 def test_single_key_transient_failure_is_left_to_the_sdks_retries() -> None:
     calls = []
 
@@ -151,9 +153,21 @@ def test_connection_errors_on_every_key_reach_the_sdk_as_its_connection_error() 
 
 
 def test_request_errors_are_not_failed_over() -> None:
-    bad_request = MockOpenAI({GOOD: lambda r: httpx2.Response(
-        400, json={"error": {"message": "bad", "type": "invalid_request_error",
-                             "param": "messages", "code": None}})})
+    bad_request = MockOpenAI(
+        {
+            GOOD: lambda r: httpx2.Response(
+                400,
+                json={
+                    "error": {
+                        "message": "bad",
+                        "type": "invalid_request_error",
+                        "param": "messages",
+                        "code": None,
+                    }
+                },
+            )
+        }
+    )
     client = keyrouter.KeyRoutedOpenAI(
         keys=[GOOD, GOOD.replace("1", "9")], http_client=bad_request.client()
     )

@@ -110,7 +110,9 @@ def test_keyboard_interrupt_releases_the_reservation() -> None:
     def interrupt(request: httpx2.Request) -> httpx2.Response:
         raise KeyboardInterrupt
 
-    client = keyrouter.KeyRoutedOpenAI(keys=[KEY], http_client=MockOpenAI({KEY: interrupt}).client())
+    client = keyrouter.KeyRoutedOpenAI(
+        keys=[KEY], http_client=MockOpenAI({KEY: interrupt}).client()
+    )
     with pytest.raises(KeyboardInterrupt):
         chat(client)
     assert in_flight() == 0

@@ -105,9 +105,7 @@ def _check_secret(secret: object) -> None:
             field="key",
         )
     if not secret.isprintable() or not secret.isascii():
-        raise KeyFormatError(
-            "a key contains non-printable or non-ASCII characters", field="key"
-        )
+        raise KeyFormatError("a key contains non-printable or non-ASCII characters", field="key")
 
 
 def normalize_keys(keys: object, *, field_name: str) -> tuple[Key, ...]:
@@ -134,7 +132,9 @@ def normalize_keys(keys: object, *, field_name: str) -> tuple[Key, ...]:
         try:
             key = item if isinstance(item, Key) else Key(item)  # type: ignore[arg-type]
         except KeyFormatError as exc:
-            raise KeyFormatError(str(exc).removeprefix("key: "), field=f"{field_name}[{index}]") from None
+            raise KeyFormatError(
+                str(exc).removeprefix("key: "), field=f"{field_name}[{index}]"
+            ) from None
         if key.id in seen:
             raise KeyFormatError(
                 f"key {key.fingerprint} appears twice in the pool", field=f"{field_name}[{index}]"

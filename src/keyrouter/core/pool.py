@@ -9,6 +9,7 @@ newcomer cannot overtake a caller that has been waiting for capacity.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import deque
@@ -201,14 +202,13 @@ class KeyPool:
         """Why no key can serve, as the outcome class the SDK should see for it."""
         with self._book.lock:
             live = [
-                i for i, r in enumerate(self._records)
+                i
+                for i, r in enumerate(self._records)
                 if r.health.effective_state(now) not in (KeyState.INVALID, KeyState.DISABLED)
             ]
             if not live:
                 return OutcomeKind.INVALID_KEY
-            if all(
-                self._scopes[i].health.effective_state(now) is KeyState.EXHAUSTED for i in live
-            ):
+            if all(self._scopes[i].health.effective_state(now) is KeyState.EXHAUSTED for i in live):
                 return OutcomeKind.QUOTA_EXHAUSTED
             return OutcomeKind.RATE_LIMITED
 
@@ -223,11 +223,8 @@ class KeyPool:
 
     def dequeue(self, ticket: int) -> None:
         """Leave the queue (served, timed out or cancelled). Safe to call twice."""
-        with self._book.lock:
-            try:
-                self._waiters.remove(ticket)
-            except ValueError:
-                pass
+        with self._book.lock, contextlib.suppress(ValueError):
+            self._waiters.remove(ticket)
 
     def is_head(self, ticket: int) -> bool:
         with self._book.lock:
@@ -295,24 +292,37 @@ class KeyPool:
             until = record.health.until if math.isfinite(record.health.until) else None
             events.append(
                 KeyStateChanged(
-                    record.label, lease.scope_id, before_key, after_key,
-                    record.health.reason, until, now,
+                    record.label,
+                    lease.scope_id,
+                    before_key,
+                    after_key,
+                    record.health.reason,
+                    until,
+                    now,
                 )
             )
         after_scope = scope.health.effective_state(now)
         if after_scope is not before_scope:
             events.append(
                 KeyStateChanged(
-                    record.label, lease.scope_id, before_scope, after_scope,
-                    scope.health.reason, scope.health.until, now,
+                    record.label,
+                    lease.scope_id,
+                    before_scope,
+                    after_scope,
+                    scope.health.reason,
+                    scope.health.until,
+                    now,
                 )
             )
         capacity = scope.quota.capacity(now)
         if capacity is not scope.capacity:
             events.append(
                 CapacityChanged(
-                    lease.scope_id, scope.capacity, capacity,
-                    scope.quota.seconds_to_exhaustion(now), now,
+                    lease.scope_id,
+                    scope.capacity,
+                    capacity,
+                    scope.quota.seconds_to_exhaustion(now),
+                    now,
                 )
             )
             scope.capacity = capacity
@@ -330,6 +340,7 @@ class KeyPool:
         key, record, scope = self.keys[index], self._records[index], self._scopes[index]
         key_state = record.health.effective_state(now)
         scope_state = scope.health.effective_state(now)
+        state: KeyState
         if key_state is KeyState.AVAILABLE and scope_state is not KeyState.AVAILABLE:
             state, reason, until = scope_state, scope.health.reason, scope.health.until
         else:

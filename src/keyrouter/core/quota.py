@@ -133,8 +133,8 @@ class Dimension:
             # Small deficits carry rounding error (remaining is floored, resets rounded):
             # weigh each observation by how much it says.
             weight = min(1.0, deficit / max(1.0, 0.25 * limit))
-            self.rate = observed if self.rate is None else (
-                self.rate + weight * (observed - self.rate)
+            self.rate = (
+                observed if self.rate is None else (self.rate + weight * (observed - self.rate))
             )
         elif self.rate is None:
             self.rate = limit / DEFAULT_WINDOW_SECONDS
@@ -214,7 +214,9 @@ class ScopeQuota:
         seen_any = False
         for obs in observations:
             seen_any = True
-            unsettled = sum(r.demand.get(obs.dimension) for r in self.in_flight.values() if r.seq > seq)
+            unsettled = sum(
+                r.demand.get(obs.dimension) for r in self.in_flight.values() if r.seq > seq
+            )
             self.dimensions.setdefault(obs.dimension, Dimension()).observe(obs, unsettled, now)
         if seen_any:
             self.learned = True
@@ -233,7 +235,9 @@ class ScopeQuota:
         return min((d.headroom(now) for d in self.dimensions.values()), default=1.0)
 
     def seconds_to_exhaustion(self, now: float) -> float:
-        return min((d.seconds_to_exhaustion(now) for d in self.dimensions.values()), default=math.inf)
+        return min(
+            (d.seconds_to_exhaustion(now) for d in self.dimensions.values()), default=math.inf
+        )
 
     def capacity(self, now: float) -> Capacity:
         headroom = self.headroom(now)

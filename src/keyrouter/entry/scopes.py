@@ -35,8 +35,9 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
             if keys is not None
         }
         if not self.pools:
-            raise ConfigError("give keys for at least one provider, e.g. openai=[...]",
-                              field="pool")
+            raise ConfigError(
+                "give keys for at least one provider, e.g. openai=[...]", field="pool"
+            )
         self._tokens: list[Token[Mapping[str, KeyPool]]] = []
 
     def __enter__(self) -> Self:

@@ -37,7 +37,7 @@ def text_tokens(values: Iterable[object]) -> float:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if item.startswith("data:") or len(item) > 100_000 and " " not in item[:1000]:
+            if item.startswith("data:") or (len(item) > 100_000 and " " not in item[:1000]):
                 media += _INLINE_MEDIA_TOKENS
             else:
                 chars += len(item)

@@ -135,14 +135,19 @@ class Plan:
         parts = []
         if self.tried:
             counts = Counter(self.tried)
-            parts.append("tried " + ", ".join(
-                f"{key} ({why})" + (f" x{n}" if n > 1 else "") for (key, why), n in counts.items()
-            ))
+            parts.append(
+                "tried "
+                + ", ".join(
+                    f"{key} ({why})" + (f" x{n}" if n > 1 else "")
+                    for (key, why), n in counts.items()
+                )
+            )
         else:
             parts.append(f"no key of the {self.route.wire.name} pool could be tried")
         wait = self.retry_after()
         parts.append(
-            f"first key recovers in {wait:.1f}s" if wait is not None and math.isfinite(wait)
+            f"first key recovers in {wait:.1f}s"
+            if wait is not None and math.isfinite(wait)
             else "no key is expected to recover"
         )
         return "keyrouter: " + "; ".join(parts)

@@ -125,7 +125,7 @@ class SyncInterceptor:
                 self.route.wire.write_credential(request.headers, step.key.secret)
                 try:
                     response = self._send(plan, step, request)
-                except _Retry as retry:
+                except _AttemptFailedError as retry:
                     last_error = retry.error
                     continue
                 status = response.status_code
@@ -147,7 +147,7 @@ class SyncInterceptor:
         except BaseException as error:
             if isinstance(error, Exception) and is_transport_error(error, request):
                 plan.record_error(lease, error)
-                raise _Retry(error) from error
+                raise _AttemptFailedError(error) from error
             plan.abandon(lease)
             raise
 
@@ -178,7 +178,7 @@ class AsyncInterceptor:
                 self.route.wire.write_credential(request.headers, step.key.secret)
                 try:
                     response = await self._send(plan, step, request)
-                except _Retry as retry:
+                except _AttemptFailedError as retry:
                     last_error = retry.error
                     continue
                 status = response.status_code
@@ -200,12 +200,12 @@ class AsyncInterceptor:
         except BaseException as error:
             if isinstance(error, Exception) and is_transport_error(error, request):
                 plan.record_error(lease, error)
-                raise _Retry(error) from error
+                raise _AttemptFailedError(error) from error
             plan.abandon(lease)
             raise
 
 
-class _Retry(Exception):
+class _AttemptFailedError(Exception):
     """Internal: the attempt failed at the connection level; try the next key."""
 
     def __init__(self, error: BaseException) -> None:
