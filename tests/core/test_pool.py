@@ -122,7 +122,7 @@ def test_quota_prediction_refuses_a_scope_that_cannot_take_the_request() -> None
 
 def test_fifo_queue_lets_no_newcomer_overtake_a_waiter() -> None:
     pool = make_pool(1)
-    first, second = pool.enqueue(), pool.enqueue()
+    first, second = pool.enqueue(lambda: None), pool.enqueue(lambda: None)
     assert pool.select(Demand(), 0.0).queued
     assert pool.select(Demand(), 0.0, ticket=second).queued
     assert pool.select(Demand(), 0.0, ticket=first).lease is not None

@@ -13,7 +13,7 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from keyrouter.core.decision import Decision, Lease, Refusal
@@ -84,6 +84,7 @@ class KeyPool:
         self._by_id = {key.id: key for key in self.keys}
         self._cursor = 0
         self._waiters: deque[int] = deque()
+        self._wakers: dict[int, Callable[[], None]] = {}
         with book.lock:
             self._records = [book.key(k.id, k.label, k.scope_id) for k in self.keys]
             self._scopes = [book.scope(k.scope_id) for k in self.keys]
@@ -214,21 +215,39 @@ class KeyPool:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    def enqueue(self) -> int:
-        """Join the FIFO of callers waiting for capacity; returns the ticket to pass to select."""
+    def enqueue(self, wake: Callable[[], None]) -> int:
+        """Join the FIFO of callers waiting for capacity; returns the ticket to pass to select.
+
+        `wake` is called (from any thread, never under the lock) when the caller should look
+        again: it became the head of the queue, or an answer changed what the pool knows.
+        """
         ticket = self._book.next_seq()
         with self._book.lock:
             self._waiters.append(ticket)
+            self._wakers[ticket] = wake
         return ticket
 
     def dequeue(self, ticket: int) -> None:
         """Leave the queue (served, timed out or cancelled). Safe to call twice."""
-        with self._book.lock, contextlib.suppress(ValueError):
-            self._waiters.remove(ticket)
-
-    def is_head(self, ticket: int) -> bool:
         with self._book.lock:
-            return bool(self._waiters) and self._waiters[0] == ticket
+            was_head = bool(self._waiters) and self._waiters[0] == ticket
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(ticket)
+            self._wakers.pop(ticket, None)
+            head = self._head_waker() if was_head else None
+        if head is not None:
+            head()
+
+    def _head_waker(self) -> Callable[[], None] | None:
+        return self._wakers.get(self._waiters[0]) if self._waiters else None
+
+    def _wake_head(self) -> None:
+        """Something changed: let the first waiter look again (called without the lock)."""
+        if self._waiters:
+            with self._book.lock:
+                head = self._head_waker()
+            if head is not None:
+                head()
 
     # -- learning ---------------------------------------------------------------------------
 
@@ -266,6 +285,7 @@ class KeyPool:
             if kind is OutcomeKind.SUCCESS and not observations:
                 scope.quota.mark_headerless()
             self._note_changes(lease, record, scope, before_key, before_scope, now, events)
+        self._wake_head()
         if events and book.listeners:
             book.listeners.emit(events)
 
@@ -276,6 +296,7 @@ class KeyPool:
             record.stats.in_flight = max(0, record.stats.in_flight - 1)
             record.health.on_abandon()
             self._book.scopes[lease.scope_id].quota.settle(lease.seq, (), now, refund=True)
+        self._wake_head()
 
     def _note_changes(
         self,

@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from keyrouter.core.decision import Decision, Lease
 from keyrouter.core.outcome import Outcome, OutcomeKind
@@ -35,18 +36,31 @@ _EXCLUDE_AFTER = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
+    """Park until the pool wakes this request, or `seconds` pass."""
+
     seconds: float
+
+
+class Waker(Protocol):
+    def wake(self) -> None: ...
+    def clear(self) -> None: ...
 
 
 class Plan:
     """One request's attempts: which key next, when to wait, and when to give up."""
 
     def __init__(
-        self, route: Route, pool: KeyPool, demand: Demand, read_timeout: float | None
+        self,
+        route: Route,
+        pool: KeyPool,
+        demand: Demand,
+        read_timeout: float | None,
+        waker: Waker,
     ) -> None:
         self.route = route
         self.pool = pool
         self.demand = demand
+        self.waker = waker
         settings = route.settings
         self.started = route.clock()
         budget = settings.max_wait
@@ -65,6 +79,7 @@ class Plan:
         """A lease to send with, a pause before asking again, or None: stop trying."""
         if self.attempts >= self.max_attempts:
             return None
+        self.waker.clear()
         now = self.route.clock()
         decision = self.pool.select(self.demand, now, exclude=self._excluded, ticket=self._ticket)
         self.last_decision = decision
@@ -73,7 +88,7 @@ class Plan:
             self.attempts += 1
             return decision.lease
         if decision.queued or decision.waiting_for_probe:
-            wake = now + self.route.settings.poll_interval
+            wake = now + self.route.settings.poll_interval  # a fallback: the pool wakes us
         elif decision.retry_at is not None:
             wake = decision.retry_at + _WAKE_MARGIN
         else:
@@ -81,7 +96,7 @@ class Plan:
         if wake > self.deadline:
             return None
         if self._ticket is None:
-            self._ticket = self.pool.enqueue()
+            self._ticket = self.pool.enqueue(self.waker.wake)
         return Sleep(max(0.0, wake - now))
 
     def record_response(

@@ -10,9 +10,7 @@ with a message naming the keys tried and the earliest recovery.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +21,8 @@ from keyrouter.transports._flavor import (
     new_response,
     replace_response,
 )
-from keyrouter.transports._plan import Plan, Sleep
+from keyrouter.transports._plan import Plan, Sleep, Waker
+from keyrouter.transports._waiters import AsyncWaiter, SyncWaiter
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL, Route
 
 __all__ = ["install", "installed_route", "uninstall"]
@@ -44,7 +43,7 @@ def _replayable(request: Any) -> bool:
     return not (length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES)
 
 
-def _start(route: Route, request: Any, body: bytes, replayable: bool) -> Plan | None:
+def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Waker) -> Plan | None:
     """A plan for `request`, or None if the request is not ours to route."""
     pool = route.pool()
     if not route.claims(request.url.host, request.headers, pool):
@@ -54,7 +53,7 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool) -> Plan | 
         credential = route.wire.credential(request.headers)
         return _NO_POOL if credential in (None, PLACEHOLDER_CREDENTIAL) else None
     demand = route.wire.estimate_demand(request.method, request.url.path, body)
-    plan = Plan(route, pool, demand, _read_timeout(request))
+    plan = Plan(route, pool, demand, _read_timeout(request), waker)
     if not replayable:
         plan.max_attempts = 1
     return plan
@@ -109,7 +108,8 @@ class SyncInterceptor:
     def __call__(self, request: Any) -> Any:
         replayable = _replayable(request)
         body = request.read() if replayable else b""
-        plan = _start(self.route, request, body, replayable)
+        waiter = SyncWaiter()
+        plan = _start(self.route, request, body, replayable, waiter)
         if plan is None:
             return self.__wrapped__(request)
         if plan is _NO_POOL:
@@ -120,7 +120,7 @@ class SyncInterceptor:
         try:
             while (step := plan.next_step()) is not None:
                 if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
+                    waiter.wait(step.seconds)
                     continue
                 self.route.wire.write_credential(request.headers, step.key.secret)
                 try:
@@ -162,7 +162,8 @@ class AsyncInterceptor:
     async def __call__(self, request: Any) -> Any:
         replayable = _replayable(request)
         body = await request.aread() if replayable else b""
-        plan = _start(self.route, request, body, replayable)
+        waiter = AsyncWaiter()
+        plan = _start(self.route, request, body, replayable, waiter)
         if plan is None:
             return await self.__wrapped__(request)
         if plan is _NO_POOL:
@@ -173,7 +174,7 @@ class AsyncInterceptor:
         try:
             while (step := plan.next_step()) is not None:
                 if isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
+                    await waiter.wait(step.seconds)
                     continue
                 self.route.wire.write_credential(request.headers, step.key.secret)
                 try:

@@ -24,12 +24,13 @@ class RouteSettings:
 
     `max_attempts`: upstream sends per request (default: the pool's size + 2, at most 25).
     `max_wait`: seconds a request may wait for capacity in total (default: the request's own
-    read timeout, at most 60 s). `poll_interval`: how often a queued caller looks again.
+    read timeout, at most 60 s). `poll_interval`: how long a queued caller sleeps before
+    looking again if nothing wakes it earlier (the pool wakes it on every change).
     """
 
     max_attempts: int | None = None
     max_wait: float | None = None
-    poll_interval: float = 0.02
+    poll_interval: float = 0.25
 
 
 @dataclass(slots=True)

@@ -1,0 +1,122 @@
+"""`keyrouter demo`: a burst of calls through a patched `openai.OpenAI`, against the fake provider.
+
+Five keys with different fates: two fast ones, a slow one (low rate limit), one revoked and
+one out of credit. The caller sees every call succeed; the table shows what each key did.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import keyrouter
+from keyrouter.cli._table import render_table
+from keyrouter.testing import FakeKey, FakeProvider
+
+__all__ = ["run_demo"]
+
+TIME_SCALE = 20.0  # a rate-limit "minute" lasts 3 real seconds
+DEMO_KEYS = [
+    FakeKey("sk-demo-fast-one-00000000000000000001", rpm=120, tpm=200_000),
+    FakeKey("sk-demo-fast-two-00000000000000000002", rpm=120, tpm=200_000),
+    FakeKey("sk-demo-slow-000000000000000000000003", rpm=30, tpm=50_000),
+    FakeKey("sk-demo-revoked-0000000000000000000004", status="invalid"),
+    FakeKey("sk-demo-no-credit-00000000000000000005", status="insufficient_quota"),
+]
+NAMES = ["fast-1", "fast-2", "slow", "revoked", "no-credit"]
+
+
+def run_demo(*, calls: int, concurrency: int) -> int:
+    try:
+        import openai
+    except ImportError:
+        print(
+            "keyrouter demo needs the openai SDK: pip install 'keyrouter[openai]'", file=sys.stderr
+        )
+        return 1
+    keys = [keyrouter.Key(k.secret, name=name) for k, name in zip(DEMO_KEYS, NAMES, strict=True)]
+    with FakeProvider(DEMO_KEYS, time_scale=TIME_SCALE, latency=0.005) as fake:
+        keyrouter.patch(openai=keys)
+        try:
+            client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
+            print(
+                f"fake provider on {fake.base_url}; {len(keys)} keys; "
+                f"{calls} calls from {concurrency} threads (1 limit-minute = "
+                f"{60 / TIME_SCALE:.0f}s)\n"
+            )
+            errors, elapsed = _burst(client, calls, concurrency)
+            print()
+            print(_summary(fake, keys))
+        finally:
+            keyrouter.unpatch()
+    served = calls - len(errors)
+    print(
+        f"\n{served}/{calls} calls succeeded in {elapsed:.1f}s; "
+        f"errors surfaced to the caller: {len(errors)}"
+    )
+    for message in sorted(set(errors))[:3]:
+        print(f"  {message}")
+    return 0 if not errors else 1
+
+
+def _burst(client: object, calls: int, concurrency: int) -> tuple[list[str], float]:
+    errors: list[str] = []
+    done = 0
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        nonlocal done
+        try:
+            client.chat.completions.create(  # type: ignore[attr-defined]
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"demo call {i}"}],
+                max_completion_tokens=16,
+            )
+        except Exception as exc:
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+        with lock:
+            done += 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(one, i) for i in range(calls)]
+        while not all(f.done() for f in futures):
+            time.sleep(0.5)
+            print(
+                f"\r  {done}/{calls} done, {len(errors)} errors, "
+                f"{time.monotonic() - started:4.1f}s",
+                end="",
+                flush=True,
+            )
+    print(
+        f"\r  {done}/{calls} done, {len(errors)} errors, {time.monotonic() - started:4.1f}s",
+        flush=True,
+    )
+    return errors, time.monotonic() - started
+
+
+def _summary(fake: FakeProvider, keys: list[keyrouter.Key]) -> str:
+    snaps = {s.key: s for s in keyrouter.snapshot("openai")["openai"]}
+    rows = []
+    for key in keys:
+        stats = fake.stats(key.secret)
+        snap = snaps[key.label]
+        learned = snap.dimensions.get("requests")
+        limit = f"{learned.limit:.0f}/min" if learned and learned.limit else "-"
+        rows.append(
+            [
+                key.label,
+                key.fingerprint,
+                stats.count(200),
+                stats.count(429),
+                stats.count(401),
+                limit,
+                snap.state.value + (f" ({snap.reason})" if snap.reason else ""),
+            ]
+        )
+    return render_table(
+        ["key", "fingerprint", "served", "429s absorbed", "401s", "learned limit", "state"], rows
+    )
