@@ -23,8 +23,8 @@ class SyncWaiter:
     def clear(self) -> None:
         self._event.clear()
 
-    def wait(self, timeout: float) -> None:
-        self._event.wait(timeout)
+    def wait(self, seconds: float) -> None:
+        self._event.wait(seconds)
 
 
 class AsyncWaiter:
@@ -43,6 +43,6 @@ class AsyncWaiter:
     def clear(self) -> None:
         self._event.clear()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(self._event.wait(), seconds)
