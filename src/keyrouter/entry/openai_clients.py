@@ -55,6 +55,11 @@ class KeyRoutedOpenAI(openai.OpenAI):
 
     _keyrouter_routed = True
 
+    @property
+    def user_agent(self) -> str:
+        """The SDK's own User-Agent: providers see an ordinary `OpenAI` client."""
+        return f"OpenAI/Python {self._version}"
+
     def __init__(
         self,
         *,
@@ -76,6 +81,11 @@ class KeyRoutedAsyncOpenAI(openai.AsyncOpenAI):
     """`openai.AsyncOpenAI` whose every request is spread over `keys` with failover."""
 
     _keyrouter_routed = True
+
+    @property
+    def user_agent(self) -> str:
+        """The SDK's own User-Agent: providers see an ordinary `AsyncOpenAI` client."""
+        return f"AsyncOpenAI/Python {self._version}"
 
     def __init__(
         self,

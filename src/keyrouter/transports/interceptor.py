@@ -11,7 +11,7 @@ with a message naming the keys tried and the earliest recovery.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from keyrouter.core.decision import Lease
@@ -98,12 +98,32 @@ def _final_response(plan: Plan, request: Any, last: Any | None, last_body: bytes
     return new_response(request, status, body, headers)
 
 
-class SyncInterceptor:
+class _Interceptor:
+    """Sits in a transport instance's `__dict__`, in front of its send method.
+
+    The send method is looked up on the transport's class at every call, not captured once,
+    so a class-level patch applied later (vcrpy, respx) still sees each attempt. A method the
+    instance already had of its own (someone else's patch) is kept and called instead.
+    """
+
+    attr = ""
+
+    def __init__(self, route: Route, transport: Any) -> None:
+        self.route = route
+        self.transport = transport
+        self.own_method: Callable[[Any], Any] | None = transport.__dict__.get(self.attr)
+
+    @property
+    def __wrapped__(self) -> Callable[[Any], Any]:
+        if self.own_method is not None:
+            return self.own_method
+        return getattr(type(self.transport), self.attr).__get__(self.transport)  # type: ignore[no-any-return]
+
+
+class SyncInterceptor(_Interceptor):
     """Stands in for a sync transport's `handle_request`."""
 
-    def __init__(self, route: Route, original: Callable[[Any], Any]) -> None:
-        self.route = route
-        self.__wrapped__ = original
+    attr = "handle_request"
 
     def __call__(self, request: Any) -> Any:
         replayable = _replayable(request)
@@ -152,12 +172,10 @@ class SyncInterceptor:
             raise
 
 
-class AsyncInterceptor:
+class AsyncInterceptor(_Interceptor):
     """Stands in for an async transport's `handle_async_request`."""
 
-    def __init__(self, route: Route, original: Callable[[Any], Awaitable[Any]]) -> None:
-        self.route = route
-        self.__wrapped__ = original
+    attr = "handle_async_request"
 
     async def __call__(self, request: Any) -> Any:
         replayable = _replayable(request)
@@ -250,11 +268,11 @@ def install(transport: Any, route: Route, *, is_async: bool) -> None:
         getattr(transport, attr).route = route
         setattr(transport, _MARK, route)
         return
-    if is_async:
-        transport.handle_async_request = AsyncInterceptor(route, transport.handle_async_request)
-    else:
-        transport.handle_request = SyncInterceptor(route, transport.handle_request)
-    setattr(transport, _MARK, route)
+    interceptor = (
+        AsyncInterceptor(route, transport) if is_async else SyncInterceptor(route, transport)
+    )
+    transport.__dict__[interceptor.attr] = interceptor
+    transport.__dict__[_MARK] = route
 
 
 def installed_route(transport: Any) -> Route | None:
@@ -267,6 +285,10 @@ def uninstall(transport: Any) -> None:
     if installed_route(transport) is None:
         return
     for attr in ("handle_request", "handle_async_request"):
-        if isinstance(transport.__dict__.get(attr), SyncInterceptor | AsyncInterceptor):
-            del transport.__dict__[attr]
+        interceptor = transport.__dict__.get(attr)
+        if isinstance(interceptor, _Interceptor):
+            if interceptor.own_method is not None:
+                transport.__dict__[attr] = interceptor.own_method
+            else:
+                del transport.__dict__[attr]
     del transport.__dict__[_MARK]

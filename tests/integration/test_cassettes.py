@@ -1,0 +1,95 @@
+"""Replays of recorded traffic (cassettes/openai/, recorded from the fake provider).
+
+Record mode is "none": any request the cassette does not hold fails the test, so these prove
+the exact sequence of upstream attempts keyrouter makes, including failover.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import openai
+import pytest
+import vcr
+import vcr.errors
+
+import keyrouter
+from keyrouter import KeyState
+
+CASSETTES = Path(__file__).resolve().parents[2] / "cassettes" / "openai"
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+KEY_A = "sk-replay-key-a-000000000000000001"
+KEY_B = "sk-replay-key-b-000000000000000002"
+
+replay = vcr.VCR(record_mode="none")
+
+
+def client(*keys: str) -> keyrouter.KeyRoutedOpenAI:
+    return keyrouter.KeyRoutedOpenAI(keys=list(keys), objective="round_robin", max_retries=0)
+
+
+def test_cassettes_hold_no_credentials() -> None:
+    for cassette in CASSETTES.glob("*.yaml"):
+        text = cassette.read_text().lower()
+        assert "authorization:" not in text, cassette.name
+        assert "api-key:" not in text, cassette.name
+        assert not re.search(r"sk-[a-z0-9-]{16,}", text), f"a whole key in {cassette.name}"
+
+
+def test_chat_completion_replays_into_the_sdks_type() -> None:
+    with replay.use_cassette(str(CASSETTES / "chat_completion.yaml")) as cassette:
+        result = client(KEY_A).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert isinstance(result, openai.types.chat.ChatCompletion)
+    assert cassette.all_played
+
+
+def test_stream_with_usage_replays() -> None:
+    with replay.use_cassette(str(CASSETTES / "chat_stream.yaml")) as cassette:
+        chunks = list(
+            client(KEY_A).chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+    assert chunks[-1].usage is not None
+    assert cassette.all_played
+
+
+def test_embeddings_and_responses_replay() -> None:
+    with replay.use_cassette(str(CASSETTES / "embeddings.yaml")):
+        embedding = client(KEY_A).embeddings.create(model="text-embedding-3-small", input="hello")
+    assert embedding.data[0].embedding
+    with replay.use_cassette(str(CASSETTES / "responses.yaml")):
+        response = client(KEY_A).responses.create(model="gpt-4o-mini", input="Say hello")
+    assert response.output_text
+
+
+def test_429_then_200_is_one_successful_call_with_the_first_key_cooling() -> None:
+    routed = client(KEY_A, KEY_B)  # built before the cassette: a class patch still applies
+    with replay.use_cassette(str(CASSETTES / "failover_429_then_200.yaml")) as cassette:
+        result = routed.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert result.choices[0].message.content
+    assert cassette.play_count == 2
+    states = {s.key: s.state for s in routed.key_pool.snapshot()}
+    assert states[keyrouter.Key(KEY_A).label] is KeyState.COOLING
+    assert states[keyrouter.Key(KEY_B).label] is KeyState.AVAILABLE
+
+
+def test_401_then_200_marks_the_first_key_invalid() -> None:
+    routed = client(KEY_A, KEY_B)
+    with replay.use_cassette(str(CASSETTES / "failover_401_then_200.yaml")) as cassette:
+        routed.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert cassette.play_count == 2
+    states = {s.key: s.state for s in routed.key_pool.snapshot()}
+    assert states[keyrouter.Key(KEY_A).label] is KeyState.INVALID
+
+
+def test_a_request_the_cassette_does_not_hold_fails_loudly() -> None:
+    with (
+        replay.use_cassette(str(CASSETTES / "chat_completion.yaml")),
+        pytest.raises(vcr.errors.CannotOverwriteExistingCassetteException),
+    ):
+        client(KEY_A).embeddings.create(model="text-embedding-3-small", input="not recorded")
