@@ -1,0 +1,37 @@
+"""Run the fake provider in its own process, so it does not share the benchmark's GIL."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def fake_server(keys: Sequence[str], *, latency: float = 0.0) -> Iterator[str]:
+    """Yields the base URL of a fake provider process serving `keys` (unlimited)."""
+    port = _free_port()
+    command = [sys.executable, "-m", "keyrouter.testing", "--port", str(port),
+               "--keys", ",".join(keys), "--latency", str(latency)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"fake provider did not start: {process.stderr.read()!r}")  # type: ignore[union-attr]
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
