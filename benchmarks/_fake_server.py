@@ -20,8 +20,17 @@ def _free_port() -> int:
 def fake_server(keys: Sequence[str], *, latency: float = 0.0) -> Iterator[str]:
     """Yields the base URL of a fake provider process serving `keys` (unlimited)."""
     port = _free_port()
-    command = [sys.executable, "-m", "keyrouter.testing", "--port", str(port),
-               "--keys", ",".join(keys), "--latency", str(latency)]
+    command = [
+        sys.executable,
+        "-m",
+        "keyrouter.testing",
+        "--port",
+        str(port),
+        "--keys",
+        ",".join(keys),
+        "--latency",
+        str(latency),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 15

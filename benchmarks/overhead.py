@@ -27,13 +27,17 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 def sync_call(client: openai.OpenAI, stream: bool) -> Callable[[], None]:
     if stream:
+
         def call() -> None:
-            for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                                    stream=True):
+            for _ in client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            ):
                 pass
     else:
+
         def call() -> None:
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
     return call
 
 
@@ -46,6 +50,7 @@ def async_call(client: openai.AsyncOpenAI, stream: bool) -> Callable[[], Awaitab
                 pass
         else:
             await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
     return call
 
 
@@ -56,7 +61,9 @@ def time_sync(call: Callable[[], None], n: int) -> float:
     return (time.perf_counter() - started) / n
 
 
-def time_async(loop: asyncio.AbstractEventLoop, call: Callable[[], Awaitable[None]], n: int) -> float:
+def time_async(
+    loop: asyncio.AbstractEventLoop, call: Callable[[], Awaitable[None]], n: int
+) -> float:
     async def run() -> float:
         started = time.perf_counter()
         for _ in range(n):
@@ -81,13 +88,21 @@ def bench(pool_size: int, args: argparse.Namespace) -> list[list[object]]:
                 for stream in (False, True):
                     if mode == "sync":
                         contenders = {
-                            "plain": lambda c=plain_sync: time_sync(sync_call(c, stream), args.calls),
-                            "keyrouter": lambda c=routed_sync: time_sync(sync_call(c, stream), args.calls),
+                            "plain": lambda c=plain_sync: time_sync(
+                                sync_call(c, stream), args.calls
+                            ),
+                            "keyrouter": lambda c=routed_sync: time_sync(
+                                sync_call(c, stream), args.calls
+                            ),
                         }
                     else:
                         contenders = {
-                            "plain": lambda c=plain_async: time_async(loop, async_call(c, stream), args.calls),
-                            "keyrouter": lambda c=routed_async: time_async(loop, async_call(c, stream), args.calls),
+                            "plain": lambda c=plain_async: time_async(
+                                loop, async_call(c, stream), args.calls
+                            ),
+                            "keyrouter": lambda c=routed_async: time_async(
+                                loop, async_call(c, stream), args.calls
+                            ),
                         }
                     for run in contenders.values():  # warm up connections and caches
                         run()
@@ -99,11 +114,16 @@ def bench(pool_size: int, args: argparse.Namespace) -> list[list[object]]:
                             samples[name].append(contenders[name]())
                     plain = statistics.median(samples["plain"])
                     routed = statistics.median(samples["keyrouter"])
-                    rows.append([
-                        f"{mode}{' stream' if stream else ''}", pool_size,
-                        f"{plain * 1e6:.0f} µs", f"{routed * 1e6:.0f} µs",
-                        f"{routed / plain:.3f}x", f"{(routed - plain) * 1e6:+.0f} µs",
-                    ])
+                    rows.append(
+                        [
+                            f"{mode}{' stream' if stream else ''}",
+                            pool_size,
+                            f"{plain * 1e6:.0f} µs",
+                            f"{routed * 1e6:.0f} µs",
+                            f"{routed / plain:.3f}x",
+                            f"{(routed - plain) * 1e6:+.0f} µs",
+                        ]
+                    )
         finally:
             keyrouter.unpatch()
             loop.run_until_complete(plain_async.close())
@@ -119,8 +139,10 @@ def main() -> None:
     parser.add_argument("--keys", type=int, nargs="+", default=[8, 1000])
     args = parser.parse_args()
     rows = [row for size in args.keys for row in bench(size, args)]
-    print(f"\nmedian time per call over {args.rounds} interleaved rounds of {args.calls} calls; "
-          "fake provider in its own process, no added latency\n")
+    print(
+        f"\nmedian time per call over {args.rounds} interleaved rounds of {args.calls} calls; "
+        "fake provider in its own process, no added latency\n"
+    )
     print(render_table(["mode", "keys", "plain SDK", "keyrouter", "ratio", "added"], rows))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from keyrouter.core.keys import Key
 from keyrouter.core.quota import Demand
@@ -18,10 +19,11 @@ class Refusal:
     key: str
     reason: str
     retry_at: float | None = None
+    permanent: bool = False
+    """The key will never serve again (invalid, disabled)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
+class Lease(NamedTuple):
     """A granted attempt: hand it back with the outcome (`settle`) or without (`abandon`)."""
 
     key: Key
@@ -31,9 +33,8 @@ class Lease:
     picked_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer to "which key for this request?".
+class Decision(NamedTuple):
+    """The answer to "which key for this request?" (a tuple: one is made for every attempt).
 
     `lease` is None when no key can serve now; then `retry_at` is the earliest time one may
     (None if none ever will: every key invalid or disabled) and `refused` says why for each.

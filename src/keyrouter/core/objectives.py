@@ -8,29 +8,25 @@ preference: spread by headroom (default), strict rotation, or reliability first.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 __all__ = ["OBJECTIVES", "Candidate", "ObjectiveName"]
 
 ObjectiveName = Literal["headroom", "round_robin", "reliability"]
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """What an objective may look at for one eligible key."""
+class Candidate(NamedTuple):
+    """What an objective may look at for one eligible key (a tuple: built on every pick)."""
 
-    index: int
-    """Position of the key in its pool (used for rotation)."""
     headroom: float
     """Predicted available share of the key's scope, 0..1 (1.0 when unknown)."""
-    in_flight: int
     served: int
+    """Attempts sent with this key so far."""
     weight: float
     failure_rate: float
     """Recent share of attempts that failed with a server or connection error, 0..1."""
-    rotation: int
-    """Distance from the pool's rotation cursor (0 is next in turn)."""
+    last_pick: int
+    """When the pool last chose this key (a sequence number; 0 for never)."""
 
 
 def _headroom_tier(headroom: float) -> int:
@@ -40,11 +36,13 @@ def _headroom_tier(headroom: float) -> int:
 
 
 def _by_headroom(c: Candidate) -> tuple[float, ...]:
-    return (_headroom_tier(c.headroom), c.in_flight / c.weight, c.served / c.weight, c.rotation)
+    # Most headroom first, then each key's fair share of the traffic (served / weight).
+    return (_headroom_tier(c.headroom), c.served / c.weight, c.last_pick)
 
 
 def _by_rotation(c: Candidate) -> tuple[float, ...]:
-    return (c.rotation,)
+    # Least recently chosen first: strict rotation while every key can serve.
+    return (c.last_pick,)
 
 
 def _by_reliability(c: Candidate) -> tuple[float, ...]:

@@ -10,6 +10,7 @@ newcomer cannot overtake a caller that has been waiting for capacity.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import math
 import time
 from collections import deque
@@ -29,6 +30,11 @@ from keyrouter.errors import ConfigError
 __all__ = ["DimensionSnapshot", "KeyPool", "KeySnapshot"]
 
 _AWAITING_PROBE = "waiting for the scope's first answer to learn its limits"
+_PROBE_RECHECK = 0.05
+_MIN_REFRESH_INTERVAL = 256
+_EXPLAIN_ALL = 64
+"""Pools up to this size list every key that is out in each decision; larger ones only
+the keys a decision examined (listing 100k refusals per call would cost more than routing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,19 @@ class KeyPool:
         self._order = OBJECTIVES[objective]
         self._book = book
         self._by_id = {key.id: key for key in self.keys}
-        self._cursor = 0
+        self._index_of = {key.id: index for index, key in enumerate(self.keys)}
+        # The selection index (see `_scan`): heaps of (rank, index, version) and
+        # (until, index, version); an entry whose version is not the key's current one is stale.
+        self._ready: list[tuple[tuple[float, ...], int, int]] = []
+        self._parked: list[tuple[float, int, int]] = []
+        self._versions = [0] * len(self.keys)
+        self._out: dict[int, Refusal] = {}  # why each parked or dropped key is out
+        self._last_pick = [0] * len(self.keys)
+        self._index_generation = -1
+        self._picks_to_refresh = 0
+        self._scope_members: dict[str, list[int]] = {}
+        for index, key in enumerate(self.keys):
+            self._scope_members.setdefault(key.scope_id, []).append(index)
         self._waiters: deque[int] = deque()
         self._wakers: dict[int, Callable[[], None]] = {}
         with book.lock:
@@ -107,7 +125,11 @@ class KeyPool:
         exclude: Iterable[str] = (),
         ticket: int | None = None,
     ) -> Decision:
-        """Pick a key for one attempt, or say why none can serve and when one may."""
+        """Pick a key for one attempt, or say why none can serve and when one may.
+
+        `refused` lists the keys this decision examined and turned down; keys the index
+        already knows to be parked until later are not examined again.
+        """
         excluded = frozenset(exclude)
         with self._book.lock:
             if self._waiters and ticket != self._waiters[0]:
@@ -121,41 +143,153 @@ class KeyPool:
         """When some key could next take `demand` (now if one can), without reserving."""
         with self._book.lock:
             best, _, retry_at, _ = self._scan(demand, now, frozenset())
+            if best is not None:
+                self._push_ready(best, now)
         return now if best is not None else retry_at
 
     def _scan(
         self, demand: Demand, now: float, excluded: frozenset[str]
     ) -> tuple[int | None, tuple[Refusal, ...], float | None, bool]:
-        """(best key index, refusals, earliest recovery of a refused key, waiting on a probe)."""
+        """(best key index, refusals, earliest recovery of a refused key, waiting on a probe).
+
+        Keys sit in one of two heaps: `_ready` ordered by the objective's rank, `_parked`
+        ordered by the time they may serve again. Every key taken from `_ready` is checked
+        afresh against the book (another pool may have changed it), so the index can be
+        stale but a decision never is. A rank is computed when its key is filed (on grant,
+        on an answer for its scope, on waking) and all are recomputed every
+        `max(len(keys), 256)` grants, which bounds how stale an ordering can get (headroom
+        refills between answers). The best key leaves the heap; `_grant` files it again.
+        """
+        if self._index_generation != self._book.generation or self._picks_to_refresh <= 0:
+            self._rebuild(now)
+        self._wake_parked(now)
         refused: list[Refusal] = []
-        best: tuple[tuple[float, ...], int] | None = None
-        earliest = math.inf
+        set_aside: list[int] = []
         probing = False
-        for index, key in enumerate(self.keys):
-            if key.id in excluded:
+        best: int | None = None
+        ready, versions = self._ready, self._versions
+        while ready:
+            _, index, version = ready[0]
+            if version != versions[index]:
+                heapq.heappop(ready)
+                continue
+            if self.keys[index].id in excluded:
+                heapq.heappop(ready)
+                set_aside.append(index)
                 continue
             refusal = self._check(index, demand, now)
-            if refusal is not None:
-                refused.append(refusal)
-                if refusal.retry_at is not None:
-                    earliest = min(earliest, refusal.retry_at)
-                probing = probing or refusal.reason is _AWAITING_PROBE
+            if refusal is None:
+                heapq.heappop(ready)
+                versions[index] += 1
+                best = index
+                break
+            heapq.heappop(ready)
+            refused.append(refusal)
+            self._out[index] = refusal
+            if refusal.reason is _AWAITING_PROBE:
+                probing = True
+                self._park(index, now + _PROBE_RECHECK)
+            elif refusal.retry_at is not None:
+                self._park(index, refusal.retry_at)
+            elif refusal.permanent:
+                versions[index] += 1  # out of the index until the next rebuild
+            else:
+                set_aside.append(index)  # too big for this request only
+        for index in set_aside:
+            self._out.pop(index, None)
+            self._push_ready(index, now)
+        if len(self.keys) <= _EXPLAIN_ALL and len(refused) < len(self._out):
+            # Small pools: also say why the keys already out of the index were not examined.
+            examined = {r.key for r in refused}
+            refused.extend(r for r in self._out.values() if r.key not in examined)
+        return best, tuple(refused), self._earliest_parked(), probing
+
+    # -- the index ----------------------------------------------------------------------
+
+    def _rank(self, index: int, now: float) -> tuple[float, ...]:
+        return self._order(self._candidate(index, now))
+
+    def _push_ready(self, index: int, now: float) -> None:
+        self._out.pop(index, None)
+        self._versions[index] += 1
+        heapq.heappush(self._ready, (self._rank(index, now), index, self._versions[index]))
+
+    def _park(self, index: int, until: float) -> None:
+        self._versions[index] += 1
+        heapq.heappush(self._parked, (until, index, self._versions[index]))
+
+    def _wake_parked(self, now: float) -> None:
+        parked, versions = self._parked, self._versions
+        while parked and parked[0][0] <= now:
+            _, index, version = heapq.heappop(parked)
+            if version == versions[index]:
+                self._push_ready(index, now)
+
+    def _earliest_parked(self) -> float | None:
+        parked, versions = self._parked, self._versions
+        while parked and parked[0][2] != versions[parked[0][1]]:
+            heapq.heappop(parked)
+        return parked[0][0] if parked else None
+
+    def _refresh_scope(self, scope_id: str, now: float, *, only_out: bool) -> None:
+        """An answer changed a scope: re-file its keys by their state (`only_out`: just the
+        keys that are parked or dropped, when nothing but the quota estimate moved)."""
+        for index in self._scope_members.get(scope_id, ()):
+            if only_out and index not in self._out:
                 continue
-            rank = self._order(self._candidate(index, now))
-            if best is None or rank < best[0]:
-                best = (rank, index)
-        retry_at = earliest if math.isfinite(earliest) else None
-        return (best[1] if best else None), tuple(refused), retry_at, probing
+            refusal = self._check_state(index, now)
+            if refusal is None:
+                self._push_ready(index, now)
+                continue
+            self._out[index] = refusal
+            if refusal.retry_at is not None:
+                self._park(index, refusal.retry_at)
+            else:
+                self._versions[index] += 1  # permanent: out until the next rebuild
+
+    def _rebuild(self, now: float) -> None:
+        """Re-rank every key: after a reset of the book, and every len(keys) grants."""
+        book = self._book
+        if self._index_generation != book.generation:
+            self._records = [book.key(k.id, k.label, k.scope_id) for k in self.keys]
+            self._scopes = [book.scope(k.scope_id) for k in self.keys]
+        self._index_generation = book.generation
+        self._picks_to_refresh = max(len(self.keys), _MIN_REFRESH_INTERVAL)
+        self._parked.clear()
+        self._out.clear()
+        entries = []
+        for index in range(len(self.keys)):
+            self._versions[index] += 1
+            entries.append((self._rank(index, now), index, self._versions[index]))
+        heapq.heapify(entries)
+        self._ready = entries
 
     def _check(self, index: int, demand: Demand, now: float) -> Refusal | None:
+        refusal = self._check_state(index, now)
+        if refusal is not None:
+            return refusal
+        key, scope = self.keys[index], self._scopes[index]
+        wait = scope.quota.admits(demand, now)
+        if math.isnan(wait):
+            return Refusal(key.label, _AWAITING_PROBE)
+        if wait > 0:
+            short = _short_dimension(scope, demand, now)
+            if math.isfinite(wait):
+                return Refusal(key.label, f"predicted short of {short} for {wait:.2f}s", now + wait)
+            return Refusal(key.label, f"request exceeds the scope's {short} limit")
+        return None
+
+    def _check_state(self, index: int, now: float) -> Refusal | None:
+        """The part of `_check` that does not depend on the request: key and scope state."""
         key, record, scope = self.keys[index], self._records[index], self._scopes[index]
         health = record.health
         if not health.usable(now):
             state = health.effective_state(now)
-            until = health.until if math.isfinite(health.until) else None
             if state is KeyState.HALF_OPEN:
                 return Refusal(key.label, "circuit half-open: a probe is in flight", now + 0.05)
-            return Refusal(key.label, f"{state.value} ({health.reason})", until)
+            if math.isfinite(health.until):
+                return Refusal(key.label, f"{state.value} ({health.reason})", health.until)
+            return Refusal(key.label, f"{state.value} ({health.reason})", permanent=True)
         scope_state = scope.health.effective_state(now)
         if scope_state is not KeyState.AVAILABLE:
             return Refusal(
@@ -163,25 +297,16 @@ class KeyPool:
                 f"scope {scope_state.value} ({scope.health.reason})",
                 scope.health.until,
             )
-        wait = scope.quota.admits(demand, now)
-        if math.isnan(wait):
-            return Refusal(key.label, _AWAITING_PROBE)
-        if wait > 0:
-            short = _short_dimension(scope, demand, now)
-            retry_at = now + wait if math.isfinite(wait) else None
-            return Refusal(key.label, f"predicted short of {short} for {wait:.2f}s", retry_at)
         return None
 
     def _candidate(self, index: int, now: float) -> Candidate:
         record, scope, key = self._records[index], self._scopes[index], self.keys[index]
         return Candidate(
-            index=index,
-            headroom=scope.quota.headroom(now),
-            in_flight=record.stats.in_flight,
-            served=record.stats.attempts,
-            weight=key.weight,
-            failure_rate=record.stats.failure_rate,
-            rotation=(index - self._cursor) % len(self.keys),
+            scope.quota.headroom(now),
+            record.stats.attempts,
+            key.weight,
+            record.stats.failure_rate,
+            self._last_pick[index],
         )
 
     def _grant(self, index: int, demand: Demand, now: float) -> Lease:
@@ -192,7 +317,9 @@ class KeyPool:
         record.stats.attempts += 1
         record.stats.last_used = now
         scope.quota.reserve(seq, demand, now)
-        self._cursor = (index + 1) % len(self.keys)
+        self._last_pick[index] = seq
+        self._picks_to_refresh -= 1
+        self._push_ready(index, now)
         return Lease(key, key.scope_id, seq, demand, now)
 
     def _queued_behind(self) -> Decision:
@@ -262,8 +389,8 @@ class KeyPool:
         events: list[Event] = []
         book = self._book
         with book.lock:
-            record = book.keys[lease.key.id]
-            scope = book.scopes[lease.scope_id]
+            record = book.key(lease.key.id, lease.key.label, lease.scope_id)
+            scope = book.scope(lease.scope_id)
             before_key = record.health.effective_state(now)
             before_scope = scope.health.effective_state(now)
             stats = record.stats
@@ -281,9 +408,17 @@ class KeyPool:
             refund = kind is OutcomeKind.RATE_LIMITED or (
                 kind is OutcomeKind.SERVER_ERROR and outcome.status is None
             )
+            was_gated = scope.quota.gated
             scope.quota.settle(lease.seq, observations, now, refund=refund)
             if kind is OutcomeKind.SUCCESS and not observations:
                 scope.quota.mark_headerless()
+            changed = (
+                was_gated
+                or kind is not OutcomeKind.SUCCESS
+                or record.health.effective_state(now) is not before_key
+                or scope.health.effective_state(now) is not before_scope
+            )
+            self._reindex(lease, now, changed=changed)
             self._note_changes(lease, record, scope, before_key, before_scope, now, events)
         self._wake_head()
         if events and book.listeners:
@@ -292,11 +427,23 @@ class KeyPool:
     def abandon(self, lease: Lease, now: float) -> None:
         """The attempt ended with no answer about the key (cancelled, closed early)."""
         with self._book.lock:
-            record = self._book.keys[lease.key.id]
+            record = self._book.key(lease.key.id, lease.key.label, lease.scope_id)
             record.stats.in_flight = max(0, record.stats.in_flight - 1)
             record.health.on_abandon()
-            self._book.scopes[lease.scope_id].quota.settle(lease.seq, (), now, refund=True)
+            self._book.scope(lease.scope_id).quota.settle(lease.seq, (), now, refund=True)
+            self._reindex(lease, now, changed=True)
         self._wake_head()
+
+    def _reindex(self, lease: Lease, now: float, *, changed: bool) -> None:
+        """After an answer: re-file what it may have changed.
+
+        A plain success changes no state and no rank (ranks do not count requests in flight),
+        so only keys parked on the scope's quota are looked at again; anything else re-files
+        every key of the scope.
+        """
+        if lease.key.id not in self._index_of or self._index_generation != self._book.generation:
+            return  # a lease from before a reset, or from another pool over the same keys
+        self._refresh_scope(lease.scope_id, now, only_out=not changed)
 
     def _note_changes(
         self,
@@ -335,6 +482,8 @@ class KeyPool:
                     now,
                 )
             )
+        if not self._book.listeners:
+            return  # capacity classes are computed fresh by snapshot(); only events need this
         capacity = scope.quota.capacity(now)
         if capacity is not scope.capacity:
             events.append(

@@ -79,9 +79,11 @@ class Dimension:
         """Predicted units available at `now` (infinite when nothing is known yet)."""
         if not self.known:
             return math.inf
-        refill = (self.rate or 0.0) * max(0.0, now - self.as_of)
-        level = self.level + refill
-        return min(self.limit, level) if self.limit is not None else level
+        level = self.level
+        if self.rate and now > self.as_of:
+            level += self.rate * (now - self.as_of)
+        limit = self.limit
+        return limit if limit is not None and level > limit else level
 
     def seconds_until(self, units: float, now: float) -> float:
         """How long until `units` are available (0 if now, inf if they never will be)."""
@@ -161,7 +163,8 @@ class Dimension:
         """Available over limit, 0..1 (1.0 when unknown)."""
         if not self.known or not self.limit:
             return 1.0
-        return max(0.0, min(1.0, self.available(now) / self.limit))
+        share = self.available(now) / self.limit
+        return 0.0 if share < 0.0 else share
 
 
 @dataclass(slots=True)
@@ -185,9 +188,14 @@ class ScopeQuota:
     headerless: bool = False
     probe_limit: int = 1
 
+    @property
+    def gated(self) -> bool:
+        """Limits unknown yet: requests go out one probe at a time."""
+        return not self.learned and not self.headerless
+
     def admits(self, demand: Demand, now: float) -> float:
         """Seconds until `demand` fits (0.0 means it can go now)."""
-        if not self.learned and not self.headerless and len(self.in_flight) >= self.probe_limit:
+        if self.gated and len(self.in_flight) >= self.probe_limit:
             return math.nan  # wait for the probe's answer; no time can be predicted
         wait = 0.0
         for name, dim in self.dimensions.items():
@@ -232,7 +240,14 @@ class ScopeQuota:
             self.headerless = True
 
     def headroom(self, now: float) -> float:
-        return min((d.headroom(now) for d in self.dimensions.values()), default=1.0)
+        """The tightest dimension's share left, 0..1 (1.0 when nothing is known)."""
+        least = 1.0
+        for dim in self.dimensions.values():
+            if dim.known:
+                share = dim.headroom(now)
+                if share < least:
+                    least = share
+        return least
 
     def seconds_to_exhaustion(self, now: float) -> float:
         return min(

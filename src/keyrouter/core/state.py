@@ -60,6 +60,8 @@ class StateBook:
         self.keys: dict[str, KeyRecord] = {}
         self.scopes: dict[str, ScopeRecord] = {}
         self.listeners = Listeners()
+        self.generation = 0
+        """Bumped by `reset`, so pools know to rebuild their selection index."""
         self._seq = itertools.count(1)
 
     def next_seq(self) -> int:
@@ -82,3 +84,4 @@ class StateBook:
         with self.lock:
             self.keys.clear()
             self.scopes.clear()
+            self.generation += 1

@@ -1,12 +1,14 @@
 """Tolerant parsers for the values providers put in headers.
 
-Each returns None for anything it cannot read; none of them raises. Values that parse but are
+Each returns None for anything it cannot read; none of them raises. The pure ones are cached:
+the same header values come back on every response. Values that parse but are
 absurd (negative, NaN, beyond a day for a cooldown) are refused too, so one bad header cannot
 park a key for a year.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -44,6 +46,7 @@ def _ignored(kind: str, value: object) -> None:
     _log.debug("ignoring unreadable %s header value %.40r", kind, value)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_count(value: str | None) -> float | None:
     """A non-negative count (`"39923"`, `"1.5e4"`); None for anything else."""
     if value is None:
@@ -63,6 +66,7 @@ def parse_count(value: str | None) -> float | None:
     return number
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_go_duration(value: str | None) -> float | None:
     """A Go-style duration as OpenAI sends resets (`1s`, `6m0s`, `12ms`, `1h2m3.5s`) in seconds."""
     if value is None:

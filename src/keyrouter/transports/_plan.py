@@ -42,6 +42,7 @@ class Sleep:
 
 
 class Waker(Protocol):
+    def arm(self) -> None: ...
     def wake(self) -> None: ...
     def clear(self) -> None: ...
 
@@ -79,7 +80,8 @@ class Plan:
         """A lease to send with, a pause before asking again, or None: stop trying."""
         if self.attempts >= self.max_attempts:
             return None
-        self.waker.clear()
+        if self._ticket is not None:
+            self.waker.clear()  # a wake from now on means "look again"
         now = self.route.clock()
         decision = self.pool.select(self.demand, now, exclude=self._excluded, ticket=self._ticket)
         self.last_decision = decision
@@ -96,13 +98,18 @@ class Plan:
         if wake > self.deadline:
             return None
         if self._ticket is None:
+            self.waker.arm()
             self._ticket = self.pool.enqueue(self.waker.wake)
         return Sleep(max(0.0, wake - now))
 
     def record_response(
         self, lease: Lease, status: int, headers: Mapping[str, str], body: bytes
     ) -> bool:
-        """Learn from a response; True if it goes to the SDK, False to try another key."""
+        """Learn from a response; True if it goes to the SDK, False to try another key.
+
+        `headers` should be a plain mapping with lowercase names (an HTTP library's header
+        object looks names up far more slowly, and the wire reads a dozen of them).
+        """
         now = self.route.clock()
         wire = self.route.wire
         outcome = wire.classify(status, headers, body, now)

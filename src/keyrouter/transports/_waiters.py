@@ -14,7 +14,12 @@ __all__ = ["AsyncWaiter", "SyncWaiter"]
 
 
 class SyncWaiter:
-    def __init__(self) -> None:
+    """Built for every routed request, so it costs nothing until the request must wait."""
+
+    _event: threading.Event
+
+    def arm(self) -> None:
+        """Called once, before the request joins the pool's queue."""
         self._event = threading.Event()
 
     def wake(self) -> None:
@@ -28,7 +33,12 @@ class SyncWaiter:
 
 
 class AsyncWaiter:
-    def __init__(self) -> None:
+    """Built for every routed request, so it costs nothing until the request must wait."""
+
+    _event: asyncio.Event
+
+    def arm(self) -> None:
+        """Called once, on the request's event loop, before it joins the pool's queue."""
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
         self._thread = threading.get_ident()

@@ -150,7 +150,7 @@ class SyncInterceptor(_Interceptor):
                     continue
                 status = response.status_code
                 error_body = _read_error_sync(response) if status >= 400 else b""
-                if plan.record_response(step, status, response.headers, error_body):
+                if plan.record_response(step, status, _plain(response.headers), error_body):
                     _close_sync(last)
                     return response
                 _close_sync(last)
@@ -202,7 +202,7 @@ class AsyncInterceptor(_Interceptor):
                     continue
                 status = response.status_code
                 error_body = await _read_error_async(response) if status >= 400 else b""
-                if plan.record_response(step, status, response.headers, error_body):
+                if plan.record_response(step, status, _plain(response.headers), error_body):
                     await _close_async(last)
                     return response
                 await _close_async(last)
@@ -229,6 +229,11 @@ class _AttemptFailedError(Exception):
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _plain(headers: Any) -> dict[str, str]:
+    """The response's headers as a dict with lowercase names (repeated names: the last)."""
+    return dict(headers.multi_items())
 
 
 def _read_error_sync(response: Any) -> bytes:
