@@ -73,6 +73,22 @@ def time_async(
     return loop.run_until_complete(run())
 
 
+def runner(
+    mode: str,
+    stream: bool,
+    sync_client: openai.OpenAI,
+    async_client: openai.AsyncOpenAI,
+    loop: asyncio.AbstractEventLoop,
+    calls: int,
+) -> Callable[[], float]:
+    """A function timing `calls` sequential calls of one kind on one client."""
+    if mode == "sync":
+        call = sync_call(sync_client, stream)
+        return lambda: time_sync(call, calls)
+    acall = async_call(async_client, stream)
+    return lambda: time_async(loop, acall, calls)
+
+
 def bench(pool_size: int, args: argparse.Namespace) -> list[list[object]]:
     keys = [f"sk-bench-{i:06d}-000000000000000000" for i in range(pool_size)]
     rows = []
@@ -86,24 +102,12 @@ def bench(pool_size: int, args: argparse.Namespace) -> list[list[object]]:
         try:
             for mode in ("sync", "async"):
                 for stream in (False, True):
-                    if mode == "sync":
-                        contenders = {
-                            "plain": lambda c=plain_sync: time_sync(
-                                sync_call(c, stream), args.calls
-                            ),
-                            "keyrouter": lambda c=routed_sync: time_sync(
-                                sync_call(c, stream), args.calls
-                            ),
-                        }
-                    else:
-                        contenders = {
-                            "plain": lambda c=plain_async: time_async(
-                                loop, async_call(c, stream), args.calls
-                            ),
-                            "keyrouter": lambda c=routed_async: time_async(
-                                loop, async_call(c, stream), args.calls
-                            ),
-                        }
+                    contenders = {
+                        "plain": runner(mode, stream, plain_sync, plain_async, loop, args.calls),
+                        "keyrouter": runner(
+                            mode, stream, routed_sync, routed_async, loop, args.calls
+                        ),
+                    }
                     for run in contenders.values():  # warm up connections and caches
                         run()
                     samples: dict[str, list[float]] = {name: [] for name in contenders}
