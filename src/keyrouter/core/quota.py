@@ -96,7 +96,7 @@ class Dimension:
             return math.inf
         if not self.rate:
             return math.inf
-        return shortfall / self.rate
+        return shortfall / self.rate + 1e-6  # at the returned time the units are there
 
     def debit(self, units: float, now: float) -> None:
         if units == 0:
@@ -130,10 +130,12 @@ class Dimension:
         if limit is None:
             return
         deficit = limit - remaining
-        if reset_at is not None and deficit >= 1.0 and reset_at > now:
-            observed = deficit / (reset_at - now)
-            # Small deficits carry rounding error (remaining is floored, resets rounded):
-            # weigh each observation by how much it says.
+        if reset_at is not None and deficit >= 2.0 and reset_at > now:
+            # `remaining` is floored, so the true deficit lies in (deficit - 1, deficit]:
+            # take the low end, so a prediction errs towards waiting a little too long
+            # rather than sending into a 429.
+            observed = (deficit - 1.0) / (reset_at - now)
+            # Small deficits say little (rounding dominates): weigh each by its size.
             weight = min(1.0, deficit / max(1.0, 0.25 * limit))
             self.rate = (
                 observed if self.rate is None else (self.rate + weight * (observed - self.rate))
@@ -222,9 +224,9 @@ class ScopeQuota:
         seen_any = False
         for obs in observations:
             seen_any = True
-            unsettled = sum(
-                r.demand.get(obs.dimension) for r in self.in_flight.values() if r.seq > seq
-            )
+            # Any other request still in flight may not be counted in this answer yet (requests
+            # overtake each other on the way to the provider): assume none of them is.
+            unsettled = sum(r.demand.get(obs.dimension) for r in self.in_flight.values())
             self.dimensions.setdefault(obs.dimension, Dimension()).observe(obs, unsettled, now)
         if seen_any:
             self.learned = True
