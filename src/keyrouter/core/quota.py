@@ -130,11 +130,12 @@ class Dimension:
         if limit is None:
             return
         deficit = limit - remaining
-        if reset_at is not None and deficit >= 2.0 and reset_at > now:
-            # `remaining` is floored, so the true deficit lies in (deficit - 1, deficit]:
-            # take the low end, so a prediction errs towards waiting a little too long
-            # rather than sending into a 429.
-            observed = (deficit - 1.0) / (reset_at - now)
+        if reset_at is not None and deficit >= 1.0 and reset_at > now:
+            # The bucket is full again at `reset_at`. `remaining` is floored, so the true level
+            # is a little higher and the true slope a little lower than this line's, but the
+            # line stays below the truth until both reach the limit at the reset: anchored at
+            # each answer (see `observe`), the prediction errs towards waiting.
+            observed = deficit / (reset_at - now)
             # Small deficits say little (rounding dominates): weigh each by its size.
             weight = min(1.0, deficit / max(1.0, 0.25 * limit))
             self.rate = (
