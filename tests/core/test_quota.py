@@ -99,3 +99,43 @@ def test_time_to_exhaustion_follows_the_consumption_rate() -> None:
         dim.debit(10, step * 0.1)  # 100 units/s against 1 unit/s of refill
     tte = dim.seconds_to_exhaustion(10.0)
     assert 0 < tte < 30
+
+
+def test_headerless_scope_learns_a_pace_from_its_first_429() -> None:
+    quota = ScopeQuota()
+    for second in range(30):  # 2 successes a second, no headers
+        for half in (0.0, 0.5):
+            seq = second * 2 + int(half * 2) + 1
+            quota.reserve(seq, Demand(), second + half)
+            quota.settle(seq, [], second + half)
+            quota.mark_headerless()
+            quota.note_headerless_success(second + half)
+    assert quota.admits(Demand(), 30.0) == 0.0, "ungated until the provider objects"
+    quota.note_headerless_rate_limit(30.0)
+    dim = quota.dimensions["requests"]
+    assert dim.rate == pytest.approx(2.0 * 0.9, rel=0.05)
+    assert quota.admits(Demand(), 30.0) > 0, "paced right after the 429"
+    assert quota.admits(Demand(), 31.0) == 0.0
+
+
+def test_headerless_pace_halves_on_each_429_and_creeps_up_on_success() -> None:
+    quota = ScopeQuota()
+    quota.mark_headerless()
+    quota.note_headerless_rate_limit(0.0)
+    first = quota.dimensions["requests"].rate
+    assert first is not None
+    quota.note_headerless_rate_limit(1.0)
+    halved = quota.dimensions["requests"].rate
+    assert halved == pytest.approx(max(first / 2, 1 / 60))
+    for _ in range(60):
+        quota.note_headerless_success(2.0)
+    assert quota.dimensions["requests"].rate == pytest.approx(halved + 1.0)
+
+
+def test_a_scope_that_sends_headers_ignores_the_headerless_rules() -> None:
+    quota = ScopeQuota()
+    quota.reserve(1, Demand(), 0.0)
+    quota.settle(1, [obs("requests", 10, 9, 6.0, 0.0)], 0.0)
+    quota.note_headerless_rate_limit(1.0)
+    assert not quota.throttled
+    assert quota.dimensions["requests"].limit == 10

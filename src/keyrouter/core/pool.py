@@ -410,8 +410,12 @@ class KeyPool:
             )
             was_gated = scope.quota.gated
             scope.quota.settle(lease.seq, observations, now, refund=refund)
-            if kind is OutcomeKind.SUCCESS and not observations:
-                scope.quota.mark_headerless()
+            if not observations:
+                if kind is OutcomeKind.SUCCESS:
+                    scope.quota.mark_headerless()
+                    scope.quota.note_headerless_success(now)
+                elif kind is OutcomeKind.RATE_LIMITED:
+                    scope.quota.note_headerless_rate_limit(now)
             changed = (
                 was_gated
                 or kind is not OutcomeKind.SUCCESS

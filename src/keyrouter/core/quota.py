@@ -10,6 +10,7 @@ without ever asking the provider.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -26,6 +27,10 @@ DEFAULT_WINDOW_SECONDS = 60.0
 """OpenAI and Anthropic state limits per minute; used until a reset reveals the real rate."""
 
 _EWMA_HALF_LIFE = 10.0
+_AIMD_DECREASE = 0.5
+_AIMD_FIRST_CUT = 0.9
+_AIMD_MIN_RATE = 1.0 / 60.0
+_AIMD_BURST_SECONDS = 5.0
 
 
 class Capacity(Enum):
@@ -189,7 +194,10 @@ class ScopeQuota:
     in_flight: dict[int, _Reservation] = field(default_factory=dict)
     learned: bool = False
     headerless: bool = False
+    throttled: bool = False
+    """A headerless scope whose pace was learned from 429s (see `note_headerless_rate_limit`)."""
     probe_limit: int = 1
+    _successes: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
 
     @property
     def gated(self) -> bool:
@@ -241,6 +249,45 @@ class ScopeQuota:
         """The provider answered without any limit headers: stop gating on the unknown."""
         if not self.learned:
             self.headerless = True
+
+    # -- scopes whose provider sends no limit headers (Gemini): learn from 429s -------------
+
+    def note_headerless_success(self, now: float) -> None:
+        """Additive increase: each success raises a learned rate by one request a minute."""
+        if self.learned:
+            return
+        self._successes.append(now)
+        dim = self.dimensions.get("requests")
+        if self.throttled and dim is not None and dim.rate is not None:
+            dim.rate += 1.0 / DEFAULT_WINDOW_SECONDS
+            dim.limit = max(1.0, dim.rate * _AIMD_BURST_SECONDS)
+
+    def note_headerless_rate_limit(self, now: float) -> None:
+        """Multiplicative decrease: a 429 with no headers sets (or halves) a learned rate.
+
+        The first one starts from the throughput that was actually served over the last
+        minute; later ones halve the learned rate. The rate is then enforced like a rate the
+        provider announced, so the scope is paced instead of retried into more 429s.
+        """
+        if self.learned:
+            return
+        self.headerless = True
+        dim = self.dimensions.get("requests")
+        if self.throttled and dim is not None and dim.rate is not None:
+            rate = dim.rate * _AIMD_DECREASE
+        else:
+            window = [t for t in self._successes if now - t <= DEFAULT_WINDOW_SECONDS]
+            span = max(1.0, now - window[0]) if window else DEFAULT_WINDOW_SECONDS
+            rate = len(window) / span * _AIMD_FIRST_CUT
+        rate = max(rate, _AIMD_MIN_RATE)
+        self.dimensions["requests"] = Dimension(
+            limit=max(1.0, rate * _AIMD_BURST_SECONDS),
+            level=0.0,
+            as_of=now,
+            rate=rate,
+            known=True,
+        )
+        self.throttled = True
 
     def headroom(self, now: float) -> float:
         """The tightest dimension's share left, 0..1 (1.0 when nothing is known)."""
