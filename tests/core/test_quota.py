@@ -118,13 +118,22 @@ def test_headerless_scope_learns_a_pace_from_its_first_429() -> None:
     assert quota.admits(Demand(), 31.0) == 0.0
 
 
+def test_a_first_429_with_nothing_served_yet_sets_no_pace() -> None:
+    quota = ScopeQuota()
+    quota.note_headerless_rate_limit(0.0)
+    assert not quota.throttled
+    assert quota.admits(Demand(), 0.0) == 0.0
+
+
 def test_headerless_pace_halves_on_each_429_and_creeps_up_on_success() -> None:
     quota = ScopeQuota()
     quota.mark_headerless()
-    quota.note_headerless_rate_limit(0.0)
+    for step in range(10):
+        quota.note_headerless_success(step * 0.1)
+    quota.note_headerless_rate_limit(1.0)
     first = quota.dimensions["requests"].rate
     assert first is not None
-    quota.note_headerless_rate_limit(1.0)
+    quota.note_headerless_rate_limit(1.5)
     halved = quota.dimensions["requests"].rate
     assert halved == pytest.approx(max(first / 2, 1 / 60))
     for _ in range(60):

@@ -31,6 +31,7 @@ _AIMD_DECREASE = 0.5
 _AIMD_FIRST_CUT = 0.9
 _AIMD_MIN_RATE = 1.0 / 60.0
 _AIMD_BURST_SECONDS = 5.0
+_AIMD_MIN_EVIDENCE = 5
 
 
 class Capacity(Enum):
@@ -277,7 +278,9 @@ class ScopeQuota:
             rate = dim.rate * _AIMD_DECREASE
         else:
             window = [t for t in self._successes if now - t <= DEFAULT_WINDOW_SECONDS]
-            span = max(1.0, now - window[0]) if window else DEFAULT_WINDOW_SECONDS
+            if len(window) < _AIMD_MIN_EVIDENCE:
+                return  # too little served to say what pace the scope takes: the cooldown rules
+            span = max(1.0, now - window[0])
             rate = len(window) / span * _AIMD_FIRST_CUT
         rate = max(rate, _AIMD_MIN_RATE)
         self.dimensions["requests"] = Dimension(

@@ -1,9 +1,10 @@
 """A fake LLM provider on 127.0.0.1 for testing key pools without the internet.
 
 :class:`FakeProvider` is a real HTTP server that speaks OpenAI's wire format
-(chat completions, responses, embeddings, models; JSON and SSE) and enforces
-per-key rate limits with the headers and 429 bodies the real API sends, so the
-unmodified ``openai`` SDK, and keyrouter on top of it, can be tested end to end::
+(chat completions, responses, embeddings, models; JSON and SSE), Anthropic's
+Messages API and Gemini's generateContent, each with the rate-limit headers and
+error bodies the real API sends and per-key limits, so the unmodified SDKs, and
+keyrouter on top of them, can be tested end to end::
 
     import openai
     from keyrouter.testing import FakeKey, FakeProvider, Fault
@@ -22,10 +23,13 @@ It needs only the standard library and ``h11``; the SDK is not imported.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
+from ._anthropic import AnthropicEmulator
+from ._dispatch import Dispatcher
+from ._gemini import GeminiEmulator
 from ._limits import Clock, FakeKey, KeyStats, KeyStatus, Ledger, RequestRecord
 from ._openai import DEFAULT_MODELS, OpenAIEmulator
 from ._server import Fault, FaultBook, ServerThread
@@ -56,17 +60,31 @@ class FakeProvider:
         now: Clock = time.monotonic,
         models: Sequence[str] = DEFAULT_MODELS,
         log_size: int = 1000,
+        daily_requests: Mapping[str, int] | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be non-negative, got {latency}")
         self._ledger = Ledger(keys, time_scale=time_scale, now=now, log_size=log_size)
         self._faults = FaultBook()
-        handler = OpenAIEmulator(
+        self._gemini = GeminiEmulator(
             self._ledger,
             self._faults,
             latency=latency,
             completion_tokens=completion_tokens,
-            models=models,
+            daily_requests=daily_requests,
+        )
+        handler = Dispatcher(
+            openai=OpenAIEmulator(
+                self._ledger,
+                self._faults,
+                latency=latency,
+                completion_tokens=completion_tokens,
+                models=models,
+            ),
+            anthropic=AnthropicEmulator(
+                self._ledger, self._faults, latency=latency, completion_tokens=completion_tokens
+            ),
+            gemini=self._gemini,
         )
         self._server = ServerThread(handler, host=_HOST, port=port)
 
@@ -108,6 +126,24 @@ class FakeProvider:
     def url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         return f"http://{self.host}"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """What to pass as the anthropic SDK's ``base_url`` (it adds ``/v1`` itself)."""
+        return self.url
+
+    @property
+    def gemini_base_url(self) -> str:
+        """What to pass as google-genai's ``HttpOptions(base_url=...)``."""
+        return self.url
+
+    def set_daily_limit(self, scope: str, requests: int | None) -> None:
+        """Give a Gemini scope (or key) a per-day request quota (429 ``...PerDay...``)."""
+        self._gemini.set_daily_limit(scope, requests)
+
+    def reset_daily(self) -> None:
+        """Start a new Gemini quota day."""
+        self._gemini.reset_daily()
 
     @property
     def base_url(self) -> str:
