@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from keyrouter._events import on_event
 from keyrouter._snapshot import snapshot
 from keyrouter.core.decision import Decision, Refusal
+from keyrouter.core.events import CapacityChanged, Event, KeyStateChanged
 from keyrouter.core.health import KeyState
 from keyrouter.core.keys import Key
 from keyrouter.core.pool import KeySnapshot
@@ -26,16 +28,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Capacity",
+    "CapacityChanged",
     "ConfigError",
     "Decision",
+    "Event",
     "Key",
     "KeyFormatError",
     "KeyRoutedAsyncOpenAI",
     "KeyRoutedOpenAI",
     "KeySnapshot",
     "KeyState",
+    "KeyStateChanged",
     "KeyrouterError",
     "Refusal",
+    "on_event",
     "patch",
     "pool",
     "snapshot",

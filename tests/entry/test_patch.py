@@ -104,3 +104,21 @@ def test_key_routed_clients_are_real_sdk_clients() -> None:
     assert isinstance(client, openai.OpenAI)
     assert isinstance(keyrouter.KeyRoutedAsyncOpenAI(keys=[GOOD]), openai.AsyncOpenAI)
     assert GOOD not in repr(client.key_pool.snapshot())
+
+
+def test_on_event_reports_a_key_going_invalid_and_can_be_removed() -> None:
+    from tests.transports.mock_openai import INVALID
+
+    events: list[keyrouter.Event] = []
+    remove = keyrouter.on_event(events.append)
+    mock = MockOpenAI({GOOD: ok(), OTHER: INVALID})
+    client = keyrouter.KeyRoutedOpenAI(
+        keys=[OTHER, GOOD], http_client=mock.client(), objective="round_robin"
+    )
+    chat(client)
+    remove()
+    chat(client)
+    changes = [e for e in events if isinstance(e, keyrouter.KeyStateChanged)]
+    assert len(changes) == 1
+    assert changes[0].key == keyrouter.Key(OTHER).label
+    assert changes[0].new is keyrouter.KeyState.INVALID
