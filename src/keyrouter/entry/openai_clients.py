@@ -50,55 +50,44 @@ def _route_client(
     return pool
 
 
-class KeyRoutedOpenAI(openai.OpenAI):
+class _KeyRouted:
+    """What both client subclasses add to the SDK's class: `keys` and routing settings."""
+
+    _keyrouter_routed = True
+    _keyrouter_async = False
+    _sdk_class_name = ""
+    _version: str
+
+    def __init__(
+        self,
+        *,
+        keys: object | None = None,
+        objective: str = "headroom",
+        max_attempts: int | None = None,
+        max_wait: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs["api_key"] = PLACEHOLDER_CREDENTIAL
+        super().__init__(**kwargs)
+        self.key_pool: KeyPool = _route_client(
+            self, self._keyrouter_async, keys, objective, RouteSettings(max_attempts, max_wait)
+        )
+        """This client's pool: `client.key_pool.snapshot()` shows what it learned."""
+
+    @property
+    def user_agent(self) -> str:
+        """The SDK's own User-Agent: providers see an ordinary client of the SDK."""
+        return f"{self._sdk_class_name}/Python {self._version}"
+
+
+class KeyRoutedOpenAI(_KeyRouted, openai.OpenAI):
     """`openai.OpenAI` whose every request is spread over `keys` with failover."""
 
-    _keyrouter_routed = True
-
-    @property
-    def user_agent(self) -> str:
-        """The SDK's own User-Agent: providers see an ordinary `OpenAI` client."""
-        return f"OpenAI/Python {self._version}"
-
-    def __init__(
-        self,
-        *,
-        keys: object | None = None,
-        objective: str = "headroom",
-        max_attempts: int | None = None,
-        max_wait: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs["api_key"] = PLACEHOLDER_CREDENTIAL
-        super().__init__(**kwargs)
-        self.key_pool: KeyPool = _route_client(
-            self, False, keys, objective, RouteSettings(max_attempts, max_wait)
-        )
-        """This client's pool: `client.key_pool.snapshot()` shows what it learned."""
+    _sdk_class_name = "OpenAI"
 
 
-class KeyRoutedAsyncOpenAI(openai.AsyncOpenAI):
+class KeyRoutedAsyncOpenAI(_KeyRouted, openai.AsyncOpenAI):
     """`openai.AsyncOpenAI` whose every request is spread over `keys` with failover."""
 
-    _keyrouter_routed = True
-
-    @property
-    def user_agent(self) -> str:
-        """The SDK's own User-Agent: providers see an ordinary `AsyncOpenAI` client."""
-        return f"AsyncOpenAI/Python {self._version}"
-
-    def __init__(
-        self,
-        *,
-        keys: object | None = None,
-        objective: str = "headroom",
-        max_attempts: int | None = None,
-        max_wait: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs["api_key"] = PLACEHOLDER_CREDENTIAL
-        super().__init__(**kwargs)
-        self.key_pool: KeyPool = _route_client(
-            self, True, keys, objective, RouteSettings(max_attempts, max_wait)
-        )
-        """This client's pool: `client.key_pool.snapshot()` shows what it learned."""
+    _keyrouter_async = True
+    _sdk_class_name = "AsyncOpenAI"
