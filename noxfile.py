@@ -7,9 +7,6 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.default_venv_backend = "venv"
 
-INTEGRATION = ["tests/integration", "tests/transports"]
-
-
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """The whole suite on the current SDK majors (openai 3.x on httpx2)."""
@@ -19,7 +16,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def compat(session: nox.Session) -> None:
-    """The OpenAI integration tests on the last httpx-based major (openai 2.x)."""
+    """The integration tests (real SDK, its own HTTP client, the fake provider, cassettes) on
+    the last httpx-based major, openai 2.x."""
     session.install("-e", ".[test]", "openai>=2,<3", "httpx")
     session.run("python", "-c", "import openai; assert openai.__version__.startswith('2.')")
     session.run("pytest", "tests/integration", *session.posargs)
