@@ -12,7 +12,19 @@ from keyrouter.core.registry import default_book
 
 @pytest.fixture(autouse=True)
 def _clean_keyrouter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("OPENAI_API_KEY", "OPENAI_API_KEYS", "OPENAI_BASE_URL"):
+    for name in (
+        "OPENAI_API_KEY",
+        "OPENAI_API_KEYS",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_API_KEYS",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "GOOGLE_API_KEY",
+        "GEMINI_API_KEY",
+        "GEMINI_API_KEYS",
+        "GOOGLE_GENAI_USE_VERTEXAI",
+    ):
         monkeypatch.delenv(name, raising=False)
     keyrouter.unpatch()
     default_book().reset()

@@ -24,6 +24,8 @@ from keyrouter.entry.scopes import pool
 from keyrouter.errors import ConfigError, KeyFormatError, KeyrouterError
 
 if TYPE_CHECKING:
+    from keyrouter.entry.anthropic_clients import KeyRoutedAnthropic, KeyRoutedAsyncAnthropic
+    from keyrouter.entry.gemini_client import KeyRoutedGenAIClient
     from keyrouter.entry.openai_clients import KeyRoutedAsyncOpenAI, KeyRoutedOpenAI
 
 __all__ = [
@@ -34,7 +36,10 @@ __all__ = [
     "Event",
     "Key",
     "KeyFormatError",
+    "KeyRoutedAnthropic",
+    "KeyRoutedAsyncAnthropic",
     "KeyRoutedAsyncOpenAI",
+    "KeyRoutedGenAIClient",
     "KeyRoutedOpenAI",
     "KeySnapshot",
     "KeyState",
@@ -53,6 +58,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "KeyRoutedOpenAI": "keyrouter.entry.openai_clients",
     "KeyRoutedAsyncOpenAI": "keyrouter.entry.openai_clients",
+    "KeyRoutedAnthropic": "keyrouter.entry.anthropic_clients",
+    "KeyRoutedAsyncAnthropic": "keyrouter.entry.anthropic_clients",
+    "KeyRoutedGenAIClient": "keyrouter.entry.gemini_client",
 }
 
 

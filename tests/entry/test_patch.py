@@ -7,7 +7,7 @@ import pytest
 import wrapt
 
 import keyrouter
-from keyrouter.entry._sdks import http_transports
+from keyrouter.entry._sdks import bindings_for, client_transports
 from keyrouter.transports import installed_route
 from tests.transports.mock_openai import MockOpenAI, chat, ok
 
@@ -34,8 +34,9 @@ def test_clients_created_after_patch_route_and_before_do_not() -> None:
     before = openai.OpenAI(api_key="sk-before-00000000000000000000003", http_client=mock.client())
     keyrouter.patch(openai=[GOOD])
     after = openai.OpenAI(http_client=mock.client())
-    assert all(installed_route(t) is None for t in http_transports(before))
-    assert all(installed_route(t) is not None for t in http_transports(after))
+    binding = bindings_for("openai")[0]
+    assert all(installed_route(t) is None for t, _ in client_transports(before, binding))
+    assert all(installed_route(t) is not None for t, _ in client_transports(after, binding))
     chat(before)
     chat(after)
     assert mock.hits[GOOD] == 1

@@ -16,17 +16,9 @@ import pytest
 
 import keyrouter
 from keyrouter.testing import FakeProvider
+from tests.integration._compare import dump
 from tests.integration.conftest import GOOD
 
-VOLATILE = {
-    "id",
-    "created",
-    "created_at",
-    "system_fingerprint",
-    "completed_at",
-    "item_id",
-    "response_id",
-}
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 
@@ -34,21 +26,6 @@ class Weather(pydantic.BaseModel):
     city: str
     celsius: float
     sunny: bool
-
-
-def stable(value: Any) -> Any:
-    """The dump without per-response ids and timestamps."""
-    if isinstance(value, dict):
-        return {k: stable(v) for k, v in value.items() if k not in VOLATILE}
-    if isinstance(value, list):
-        return [stable(v) for v in value]
-    return value
-
-
-def dump(result: Any) -> Any:
-    if isinstance(result, list):
-        return [stable(item.model_dump(warnings=False)) for item in result]
-    return stable(result.model_dump(warnings=False))
 
 
 SYNC_CALLS: dict[str, Callable[[openai.OpenAI], Any]] = {

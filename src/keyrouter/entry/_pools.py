@@ -11,7 +11,11 @@ from keyrouter.errors import ConfigError
 
 __all__ = ["PROVIDERS", "build_pool", "keys_from_env"]
 
-PROVIDERS: dict[str, str] = {"openai": "OPENAI_API_KEYS"}
+PROVIDERS: dict[str, str] = {
+    "openai": "OPENAI_API_KEYS",
+    "anthropic": "ANTHROPIC_API_KEYS",
+    "gemini": "GEMINI_API_KEYS",
+}
 """Provider name -> the environment variable that may list its keys, comma-separated."""
 
 

@@ -16,7 +16,7 @@ import wrapt
 
 from keyrouter.core.registry import global_pool, set_global_pool
 from keyrouter.entry._pools import PROVIDERS, build_pool, keys_from_env
-from keyrouter.entry._sdks import BINDINGS, SdkBinding, http_transports
+from keyrouter.entry._sdks import BINDINGS, SdkBinding, client_host, client_transports
 from keyrouter.errors import ConfigError
 from keyrouter.transports import Route, RouteSettings, install
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
@@ -31,6 +31,8 @@ _settings = RouteSettings()
 def patch(
     *,
     openai: object | None = None,
+    anthropic: object | None = None,
+    gemini: object | None = None,
     objective: str = "headroom",
     max_attempts: int | None = None,
     max_wait: float | None = None,
@@ -38,12 +40,13 @@ def patch(
     """Route every SDK client created from now on through a pool of keys.
 
     Keys for a provider come from the argument (a list of strings / `keyrouter.Key`, or a
-    comma-separated string), else from `OPENAI_API_KEYS`. A provider with no keys still gets
-    its clients hooked, so `keyrouter.pool(...)` scopes apply to them. Calling `patch()` again
-    replaces the pools and settings; the hooks are installed once.
+    comma-separated string), else from `OPENAI_API_KEYS` / `ANTHROPIC_API_KEYS` /
+    `GEMINI_API_KEYS`. A provider with no keys still gets its clients hooked, so
+    `keyrouter.pool(...)` scopes apply to them. Calling `patch()` again replaces the pools and
+    settings; the hooks are installed once.
     """
     global _settings
-    given = {"openai": openai}
+    given = {"openai": openai, "anthropic": anthropic, "gemini": gemini}
     pools = {}
     for provider, keys in given.items():
         source = keys if keys is not None else keys_from_env(provider)
@@ -89,6 +92,8 @@ def _init_wrapper(binding: SdkBinding) -> Any:
         if getattr(type(instance), "_keyrouter_routed", False):
             return wrapped(*args, **kwargs)  # a KeyRouted* client installs its own route
         routable = _prepare_credential(binding, kwargs)
+        if routable is not None and binding.prepare is not None:
+            binding.prepare(kwargs)
         result = wrapped(*args, **kwargs)
         if routable is not None:
             attach(instance, binding, routable=routable, settings=_settings)
@@ -104,9 +109,11 @@ def _prepare_credential(binding: SdkBinding, kwargs: dict[str, Any]) -> frozense
     the environment is there for when no pool is in force). A pool key given: routed. Any
     other explicit key (or a key callable): the user's own, never replaced.
     """
+    if any(kwargs.get(name) for name in binding.foreign_credentials):
+        return None  # OAuth, workload identity, Vertex AI...: not ours to replace
     explicit = kwargs.get(binding.key_kwarg)
     if explicit is None:
-        ambient = os.environ.get(binding.env_var)
+        ambient = next((v for name in binding.env_vars if (v := os.environ.get(name))), None)
         if ambient and global_pool(binding.provider) is None:
             return frozenset({ambient, PLACEHOLDER_CREDENTIAL})
         kwargs[binding.key_kwarg] = PLACEHOLDER_CREDENTIAL
@@ -129,12 +136,11 @@ def attach(
     settings: RouteSettings,
     own_pool: Any = None,
 ) -> Route:
-    """Install a route for `client` on every transport its HTTP client uses."""
-    base_url = getattr(client, "base_url", None)
-    host = getattr(base_url, "host", None)
+    """Install a route for `client` on every transport its HTTP client(s) use."""
+    host = client_host(client)
     wire = binding.wire()
     hosts = frozenset({host}) if host else wire.default_hosts
     route = Route(wire, hosts, routable, own_pool, settings)
-    for transport in http_transports(client):
-        install(transport, route, is_async=binding.is_async)
+    for transport, is_async in client_transports(client, binding):
+        install(transport, route, is_async=is_async)
     return route

@@ -27,8 +27,15 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
     wins, and pools for other providers are inherited from the outer scope.
     """
 
-    def __init__(self, *, openai: object | None = None, objective: str = "headroom") -> None:
-        given = {"openai": openai}
+    def __init__(
+        self,
+        *,
+        openai: object | None = None,
+        anthropic: object | None = None,
+        gemini: object | None = None,
+        objective: str = "headroom",
+    ) -> None:
+        given = {"openai": openai, "anthropic": anthropic, "gemini": gemini}
         self.pools: dict[str, KeyPool] = {
             provider: build_pool(provider, keys, objective=objective, name=f"scoped {provider}")
             for provider, keys in given.items()
