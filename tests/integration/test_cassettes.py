@@ -30,11 +30,13 @@ def client(*keys: str) -> keyrouter.KeyRoutedOpenAI:
 
 
 def test_cassettes_hold_no_credentials() -> None:
-    for cassette in CASSETTES.glob("*.yaml"):
+    for cassette in CASSETTES.parent.glob("*/*.yaml"):
         text = cassette.read_text().lower()
         assert "authorization:" not in text, cassette.name
         assert "api-key:" not in text, cassette.name
         assert not re.search(r"sk-[a-z0-9-]{16,}", text), f"a whole key in {cassette.name}"
+        assert not re.search(r"aiza[a-z0-9_-]{20,}", text), f"a whole key in {cassette.name}"
+        assert "x-goog-api-key:" not in text, cassette.name
 
 
 def test_chat_completion_replays_into_the_sdks_type() -> None:
@@ -96,3 +98,51 @@ def test_a_request_the_cassette_does_not_hold_fails_loudly() -> None:
         ),
     ):
         client(KEY_A).embeddings.create(model="text-embedding-3-small", input="not recorded")
+
+
+ROOT = CASSETTES.parent
+
+
+def test_anthropic_401_then_200_replays() -> None:
+    bad, good = "sk-ant-replay-bad-0000000000000001", "sk-ant-replay-good-000000000000002"
+    client = keyrouter.KeyRoutedAnthropic(keys=[bad, good], max_retries=0)
+    path = ROOT / "anthropic" / "failover_401_then_200.yaml"
+    with replay.use_cassette(str(path)) as cassette:
+        message = client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES)
+    assert message.content
+    assert cassette.play_count == 2
+    states = {s.key: s.state for s in client.key_pool.snapshot()}
+    assert states[keyrouter.Key(bad).label] is KeyState.INVALID
+
+
+def test_anthropic_messages_stream_replays() -> None:
+    client = keyrouter.KeyRoutedAnthropic(keys=[KEY_A], max_retries=0)
+    with replay.use_cassette(str(ROOT / "anthropic" / "messages_stream.yaml")) as cassette:
+        with client.messages.stream(
+            model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES
+        ) as stream:
+            final = stream.get_final_message()
+    assert final.usage.output_tokens > 0
+    assert cassette.all_played
+
+
+def test_gemini_400_api_key_invalid_then_200_replays() -> None:
+    bad, good = "AIzaSyReplayBad000000000000000000001", "AIzaSyReplayGood00000000000000000002"
+    client = keyrouter.KeyRoutedGenAIClient(keys=[bad, good])
+    path = ROOT / "gemini" / "failover_400_then_200.yaml"
+    with replay.use_cassette(str(path)) as cassette:
+        response = client.models.generate_content(model="gemini-2.5-flash", contents="Say hello")
+    assert response.text
+    assert cassette.play_count == 2
+    states = {s.key: s.state for s in client.key_pool.snapshot()}
+    assert states[keyrouter.Key(bad).label] is KeyState.INVALID
+
+
+def test_gemini_stream_replays() -> None:
+    client = keyrouter.KeyRoutedGenAIClient(keys=["AIzaSyReplayGood00000000000000000002"])
+    with replay.use_cassette(str(ROOT / "gemini" / "generate_stream.yaml")) as cassette:
+        chunks = list(
+            client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi")
+        )
+    assert chunks[-1].usage_metadata is not None
+    assert cassette.all_played
