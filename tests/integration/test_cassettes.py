@@ -117,11 +117,14 @@ def test_anthropic_401_then_200_replays() -> None:
 
 def test_anthropic_messages_stream_replays() -> None:
     client = keyrouter.KeyRoutedAnthropic(keys=[KEY_A], max_retries=0)
-    with replay.use_cassette(str(ROOT / "anthropic" / "messages_stream.yaml")) as cassette:
-        with client.messages.stream(
+    path = ROOT / "anthropic" / "messages_stream.yaml"
+    with (
+        replay.use_cassette(str(path)) as cassette,
+        client.messages.stream(
             model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES
-        ) as stream:
-            final = stream.get_final_message()
+        ) as stream,
+    ):
+        final = stream.get_final_message()
     assert final.usage.output_tokens > 0
     assert cassette.all_played
 
