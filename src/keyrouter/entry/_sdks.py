@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 
 from keyrouter.providers.base import Wire
 
-__all__ = ["BINDINGS", "SdkBinding", "bindings_for", "client_host", "client_transports"]
+__all__ = [
+    "BINDINGS",
+    "SdkBinding",
+    "bindings_for",
+    "client_base_path",
+    "client_host",
+    "client_transports",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +179,14 @@ def client_host(client: Any) -> str | None:
     options = getattr(client, "_http_options", None)  # google-genai
     url = getattr(options, "base_url", None)
     return urlsplit(url).hostname if isinstance(url, str) else None
+
+
+def client_base_path(client: Any) -> str:
+    """The path part of the client's base URL, without a trailing slash (`/v1`)."""
+    base_url = getattr(client, "base_url", None)
+    path = getattr(base_url, "path", None)
+    if not isinstance(path, str):
+        options = getattr(client, "_http_options", None)  # google-genai
+        url = getattr(options, "base_url", None)
+        path = urlsplit(url).path if isinstance(url, str) else ""
+    return path.rstrip("/")

@@ -16,7 +16,13 @@ import wrapt
 
 from keyrouter.core.registry import global_pool, set_global_pool
 from keyrouter.entry._pools import PROVIDERS, build_pool, keys_from_env
-from keyrouter.entry._sdks import BINDINGS, SdkBinding, client_host, client_transports
+from keyrouter.entry._sdks import (
+    BINDINGS,
+    SdkBinding,
+    client_base_path,
+    client_host,
+    client_transports,
+)
 from keyrouter.errors import ConfigError
 from keyrouter.transports import Route, RouteSettings, install
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
@@ -140,7 +146,7 @@ def attach(
     host = client_host(client)
     wire = binding.wire()
     hosts = frozenset({host}) if host else wire.default_hosts
-    route = Route(wire, hosts, routable, own_pool, settings)
+    route = Route(wire, hosts, routable, own_pool, settings, base_path=client_base_path(client))
     for transport, is_async in client_transports(client, binding):
         install(transport, route, is_async=is_async)
     return route

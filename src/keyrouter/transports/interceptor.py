@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keyrouter.core.decision import Lease
+from keyrouter.transports._aim import aim
 from keyrouter.transports._flavor import (
     error_cap,
     is_transport_error,
@@ -134,6 +135,7 @@ class SyncInterceptor(_Interceptor):
             return self.__wrapped__(request)
         if plan is _NO_POOL:
             return _no_pool_response(self.route, request)
+        original_url = request.url
         last: Any = None
         last_body = b""
         last_error: BaseException | None = None
@@ -143,6 +145,7 @@ class SyncInterceptor(_Interceptor):
                     waiter.wait(step.seconds)
                     continue
                 self.route.wire.write_credential(request.headers, step.key.secret)
+                aim(request, step.key, original_url, self.route.base_path)
                 try:
                     response = self._send(plan, step, request)
                 except _AttemptFailedError as retry:
@@ -186,6 +189,7 @@ class AsyncInterceptor(_Interceptor):
             return await self.__wrapped__(request)
         if plan is _NO_POOL:
             return _no_pool_response(self.route, request)
+        original_url = request.url
         last: Any = None
         last_body = b""
         last_error: BaseException | None = None
@@ -195,6 +199,7 @@ class AsyncInterceptor(_Interceptor):
                     await waiter.wait(step.seconds)
                     continue
                 self.route.wire.write_credential(request.headers, step.key.secret)
+                aim(request, step.key, original_url, self.route.base_path)
                 try:
                     response = await self._send(plan, step, request)
                 except _AttemptFailedError as retry:

@@ -48,6 +48,8 @@ class Route:
     routable: frozenset[str] = frozenset({PLACEHOLDER_CREDENTIAL})
     own_pool: KeyPool | None = None
     settings: RouteSettings = field(default_factory=RouteSettings)
+    base_path: str = ""
+    """The path of the client's base URL (`/v1`): kept below a key's own `base_url`."""
     clock: Callable[[], float] = time.time
 
     def pool(self) -> KeyPool | None:
