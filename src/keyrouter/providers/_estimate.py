@@ -2,20 +2,25 @@
 
 Rate limiters charge a request before it runs, on the prompt's size plus the most it may
 generate. We mirror that: count the characters of the text in the body (about 4 per token),
-count each inline image or file as a fixed number of tokens, and add the output cap.
+count each inline image or file as a fixed number of tokens, and add the output cap. The walk
+over the body is shared; each provider says, through a `Split`, what its media cost and which
+values of a JSON object may hold text.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-__all__ = ["CHARS_PER_TOKEN", "json_object", "output_cap", "text_tokens"]
+__all__ = ["CHARS_PER_TOKEN", "Split", "count_tokens", "json_object", "output_cap", "text_tokens"]
 
 CHARS_PER_TOKEN = 4.0
 _INLINE_MEDIA_TOKENS = 765.0
 _MAX_PARSE_BYTES = 8 * 1024 * 1024
 _SKIP_KEYS = frozenset({"model", "type", "role", "id", "name", "tool_call_id", "detail", "format"})
+
+Split = Callable[[dict[str, object]], tuple[float, Iterable[object]]]
+"""A JSON object's media cost in tokens, and the values under it to read on for text."""
 
 
 def json_object(body: bytes) -> dict[str, object] | None:
@@ -29,23 +34,42 @@ def json_object(body: bytes) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
-def text_tokens(values: Iterable[object]) -> float:
-    """Estimated tokens of every string under `values` (nested lists/dicts walked)."""
-    chars = 0.0
+def count_tokens(values: Iterable[object], split: Split, *, inline_media: bool = False) -> float:
+    """Estimated tokens of every string under `values`, nested lists and objects walked.
+
+    `split` prices each object's media and picks what to read on; with `inline_media`, a
+    `data:` URL or a huge unbroken string counts as one inline image, not as text.
+    """
+    chars = 0
     media = 0.0
     stack: list[object] = list(values)
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if item.startswith("data:") or (len(item) > 100_000 and " " not in item[:1000]):
+            if inline_media and _is_inline_media(item):
                 media += _INLINE_MEDIA_TOKENS
             else:
                 chars += len(item)
         elif isinstance(item, dict):
-            stack.extend(v for k, v in item.items() if k not in _SKIP_KEYS)
+            cost, children = split(item)
+            media += cost
+            stack.extend(children)
         elif isinstance(item, list):
             stack.extend(item)
     return chars / CHARS_PER_TOKEN + media
+
+
+def text_tokens(values: Iterable[object]) -> float:
+    """Estimated tokens of every string under `values`; inline data URLs at a fixed cost."""
+    return count_tokens(values, _text_values, inline_media=True)
+
+
+def _text_values(item: dict[str, object]) -> tuple[float, Iterable[object]]:
+    return 0.0, (v for k, v in item.items() if k not in _SKIP_KEYS)
+
+
+def _is_inline_media(text: str) -> bool:
+    return text.startswith("data:") or (len(text) > 100_000 and " " not in text[:1000])
 
 
 def output_cap(body: dict[str, object], names: Iterable[str], default: float) -> float:

@@ -3,7 +3,9 @@
 Each returns None for anything it cannot read; none of them raises. The pure ones are cached:
 the same header values come back on every response. Values that parse but are
 absurd (negative, NaN, beyond a day for a cooldown) are refused too, so one bad header cannot
-park a key for a year.
+park a key for a year. `observed_limits` and `spent_reset` read a whole family of
+`{limit, remaining, reset}` rate-limit headers; each provider names its headers and says how
+to read a reset.
 """
 
 from __future__ import annotations
@@ -12,16 +14,28 @@ import functools
 import logging
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from keyrouter.core.quota import LimitObservation
+
 __all__ = [
     "MAX_WAIT_SECONDS",
+    "HeaderName",
+    "ResetAt",
+    "observed_limits",
     "parse_count",
     "parse_go_duration",
     "parse_retry_after",
     "parse_rfc3339",
+    "spent_reset",
 ]
+
+HeaderName = Callable[[str, str], str]
+"""The header for a dimension's field (`"limit"`, `"remaining"` or `"reset"`)."""
+ResetAt = Callable[[str | None], float | None]
+"""A reset header's value as the local time the dimension refills."""
 
 _log = logging.getLogger("keyrouter")
 
@@ -46,14 +60,22 @@ def _ignored(kind: str, value: object) -> None:
     _log.debug("ignoring unreadable %s header value %.40r", kind, value)
 
 
-@functools.lru_cache(maxsize=4096)
-def parse_count(value: str | None) -> float | None:
-    """A non-negative count (`"39923"`, `"1.5e4"`); None for anything else."""
+def _bounded(kind: str, value: str | None) -> str | None:
+    """The stripped value, or None if absent, blank or too long to be a real header value."""
     if value is None:
         return None
     text = value.strip()
     if not text or len(text) > _MAX_TEXT:
-        _ignored("count", value)
+        _ignored(kind, value)
+        return None
+    return text
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_count(value: str | None) -> float | None:
+    """A non-negative count (`"39923"`, `"1.5e4"`); None for anything else."""
+    text = _bounded("count", value)
+    if text is None:
         return None
     try:
         number = float(text)
@@ -69,11 +91,8 @@ def parse_count(value: str | None) -> float | None:
 @functools.lru_cache(maxsize=4096)
 def parse_go_duration(value: str | None) -> float | None:
     """A Go-style duration as OpenAI sends resets (`1s`, `6m0s`, `12ms`, `1h2m3.5s`) in seconds."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text or len(text) > _MAX_TEXT:
-        _ignored("duration", value)
+    text = _bounded("duration", value)
+    if text is None:
         return None
     if text == "0":
         return 0.0
@@ -92,11 +111,8 @@ def parse_go_duration(value: str | None) -> float | None:
 
 def parse_rfc3339(value: str | None) -> float | None:
     """An RFC 3339 timestamp (`2025-08-21T12:40:59Z`) as epoch seconds."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text or len(text) > _MAX_TEXT:
-        _ignored("timestamp", value)
+    text = _bounded("timestamp", value)
+    if text is None:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("z", "Z"))
@@ -129,3 +145,41 @@ def parse_retry_after(
         moment = moment.replace(tzinfo=UTC)
     wait = moment.timestamp() - now_epoch
     return min(max(0.0, wait), MAX_WAIT_SECONDS)
+
+
+def observed_limits(
+    headers: Mapping[str, str],
+    now: float,
+    dimensions: Iterable[tuple[str, str]],
+    name: HeaderName,
+    reset_at: ResetAt,
+) -> tuple[LimitObservation, ...]:
+    """One observation per `(header, dimension)` pair whose limit or remaining is reported."""
+    found: list[LimitObservation] = []
+    for header, dimension in dimensions:
+        limit = parse_count(headers.get(name(header, "limit")))
+        remaining = parse_count(headers.get(name(header, "remaining")))
+        if limit is None and remaining is None:
+            continue
+        reset = reset_at(headers.get(name(header, "reset")))
+        found.append(LimitObservation(dimension, limit, remaining, reset, now))
+    return tuple(found)
+
+
+def spent_reset(
+    headers: Mapping[str, str],
+    dimensions: Iterable[tuple[str, str]],
+    name: HeaderName,
+    reset_at: ResetAt,
+) -> float | None:
+    """When every spent dimension (nothing remaining) has refilled: the latest of their resets.
+
+    A 429 without `retry-after` still says when to come back through these headers.
+    """
+    resets = [
+        reset_at(headers.get(name(header, "reset")))
+        for header, _ in dimensions
+        if parse_count(headers.get(name(header, "remaining"))) == 0
+    ]
+    known = [r for r in resets if r is not None]
+    return max(known) if known else None

@@ -25,12 +25,15 @@ from typing import Final
 
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Demand, LimitObservation
-from keyrouter.providers._estimate import CHARS_PER_TOKEN, json_object, output_cap
+from keyrouter.providers._errors import annotated, error_object, text
+from keyrouter.providers._estimate import count_tokens, json_object, output_cap
 from keyrouter.providers._parse import (
     MAX_WAIT_SECONDS,
-    parse_count,
+    ResetAt,
+    observed_limits,
     parse_retry_after,
     parse_rfc3339,
+    spent_reset,
 )
 from keyrouter.providers.base import Headers, MutableHeaders
 
@@ -56,7 +59,6 @@ _SKIP_KEYS: Final = frozenset({"type", "id", "tool_use_id", "cache_control", "me
 _BEARER: Final = "bearer "
 _API_KEY_HEADER: Final = "x-api-key"
 _AUTH_HEADER: Final = "authorization"
-_MAX_ERROR_BYTES: Final = 65536
 
 # Messages seen on real 400 invalid_request_error answers that are about money, not the request.
 _CREDIT_TOO_LOW: Final = "credit balance is too low"
@@ -67,17 +69,13 @@ _USAGE_LIMIT: Final = re.compile(
 
 def error_fields(body: bytes) -> tuple[str, str, str]:
     """(type, message, details.error_code) of an Anthropic error body; empty when absent."""
-    parsed = json_object(body[:_MAX_ERROR_BYTES])
-    error = parsed.get("error") if parsed else None
-    if not isinstance(error, dict):
+    found = error_object(body)
+    if found is None:
         return "", "", ""
-    kind, message, details = error.get("type"), error.get("message"), error.get("details")
+    _, error = found
+    details = error.get("details")
     code = details.get("error_code") if isinstance(details, dict) else None
-    return (
-        kind if isinstance(kind, str) else "",
-        message if isinstance(message, str) else "",
-        code if isinstance(code, str) else "",
-    )
+    return text(error.get("type")), text(error.get("message")), text(code)
 
 
 class AnthropicWire:
@@ -121,16 +119,7 @@ class AnthropicWire:
         )
 
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
-        found: list[LimitObservation] = []
-        origin = _server_now(headers, now)
-        for header, dimension in _DIMENSIONS:
-            limit = parse_count(headers.get(f"anthropic-ratelimit-{header}-limit"))
-            remaining = parse_count(headers.get(f"anthropic-ratelimit-{header}-remaining"))
-            if limit is None and remaining is None:
-                continue
-            reset_at = _reset_at(headers.get(f"anthropic-ratelimit-{header}-reset"), origin, now)
-            found.append(LimitObservation(dimension, limit, remaining, reset_at, now))
-        return tuple(found)
+        return observed_limits(headers, now, _DIMENSIONS, _header, _resets(headers, now))
 
     def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
         if status < 400:
@@ -168,14 +157,7 @@ class AnthropicWire:
         if retry_at is not None:
             return retry_at
         # No retry-after: the reset of whichever dimension is spent says when it refills.
-        origin = _server_now(headers, now)
-        resets = [
-            _reset_at(headers.get(f"anthropic-ratelimit-{header}-reset"), origin, now)
-            for header, _ in _DIMENSIONS
-            if parse_count(headers.get(f"anthropic-ratelimit-{header}-remaining")) == 0
-        ]
-        known = [r for r in resets if r is not None]
-        return max(known) if known else None
+        return spent_reset(headers, _DIMENSIONS, _header, _resets(headers, now))
 
     def no_key_error(self, kind: OutcomeKind, message: str) -> tuple[int, bytes]:
         if kind in (OutcomeKind.INVALID_KEY, OutcomeKind.FORBIDDEN):
@@ -192,13 +174,7 @@ class AnthropicWire:
         return status, json.dumps(body).encode()
 
     def annotate_error(self, body: bytes, note: str) -> bytes | None:
-        parsed = json_object(body[:_MAX_ERROR_BYTES])
-        error = parsed.get("error") if parsed else None
-        if parsed is None or not isinstance(error, dict):
-            return None
-        message = error.get("message")
-        error["message"] = f"{message} [{note}]" if isinstance(message, str) and message else note
-        return json.dumps(parsed).encode()
+        return annotated(body, note)
 
 
 def prompt_tokens(values: Iterable[object]) -> float:
@@ -206,26 +182,33 @@ def prompt_tokens(values: Iterable[object]) -> float:
 
     Base64 image data would otherwise count as a huge prompt (a 100 kB image is not 25k tokens).
     """
-    chars = 0
-    media = 0.0
-    stack: list[object] = list(values)
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            chars += len(item)
-        elif isinstance(item, dict):
-            if item.get("type") in _MEDIA_BLOCKS and isinstance(item.get("source"), dict):
-                media += _MEDIA_TOKENS
-                continue
-            stack.extend(v for k, v in item.items() if k not in _SKIP_KEYS)
-        elif isinstance(item, list):
-            stack.extend(item)
-    return chars / CHARS_PER_TOKEN + media
+    return count_tokens(values, _split)
+
+
+def _split(item: dict[str, object]) -> tuple[float, Iterable[object]]:
+    """A media block costs its fixed price and is not read on; other blocks hold text."""
+    if item.get("type") in _MEDIA_BLOCKS and isinstance(item.get("source"), dict):
+        return _MEDIA_TOKENS, ()
+    return 0.0, (v for k, v in item.items() if k not in _SKIP_KEYS)
 
 
 def _retry_after(headers: Headers, now: float) -> float | None:
     wait = parse_retry_after(headers.get("retry-after"), headers.get("retry-after-ms"), now)
     return now + wait if wait is not None else None
+
+
+def _header(family: str, field: str) -> str:
+    return f"anthropic-ratelimit-{family}-{field}"
+
+
+def _resets(headers: Headers, now: float) -> ResetAt:
+    """Resets are RFC 3339 times on the server's clock, measured from its `Date`."""
+    origin = _server_now(headers, now)
+
+    def reset_at(value: str | None) -> float | None:
+        return _reset_at(value, origin, now)
+
+    return reset_at
 
 
 def _server_now(headers: Headers, now: float) -> float:

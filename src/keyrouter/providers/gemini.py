@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Demand, LimitObservation
-from keyrouter.providers._estimate import CHARS_PER_TOKEN, json_object
+from keyrouter.providers._errors import MAX_ERROR_BYTES, add_note, text
+from keyrouter.providers._estimate import count_tokens, json_object
 from keyrouter.providers._parse import parse_go_duration, parse_retry_after
 from keyrouter.providers.base import Headers, MutableHeaders
 
@@ -50,7 +51,7 @@ _GENERATE_SUFFIXES: Final = (":generateContent", ":streamGenerateContent")
 _PROMPT_FIELDS: Final = ("contents", "systemInstruction", "system_instruction", "tools", "content")
 _MEDIA_KEYS: Final = frozenset({"inlineData", "inline_data", "fileData", "file_data"})
 _MEDIA_TOKENS: Final = 258.0  # Gemini bills an image (up to 384 px a side) as 258 tokens
-_MAX_ERROR_BYTES: Final = 65536
+_PLAIN_KEYS: Final = frozenset({"role", "mimeType", "mime_type"})
 _QUERY_KEY: Final = re.compile(r"(?:^|(?<=&))key=([^&]*)")
 
 
@@ -74,8 +75,8 @@ class GeminiError:
         code, status, message = error.get("code"), error.get("status"), error.get("message")
         details = error.get("details")
         self.code = code if isinstance(code, int) and not isinstance(code, bool) else 0
-        self.status = status if isinstance(status, str) else ""
-        self.message = message if isinstance(message, str) else ""
+        self.status = text(status)
+        self.message = text(message)
         self.details: list[Mapping[str, Any]] = (
             [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
         )
@@ -117,7 +118,7 @@ def error_of(body: bytes) -> tuple[dict[str, Any], GeminiError] | None:
 
     Accepts the plain object and the one-element array a non-SSE stream sends.
     """
-    raw = body[:_MAX_ERROR_BYTES].lstrip()
+    raw = body[:MAX_ERROR_BYTES].lstrip()
     if raw[:1] == b"[":
         try:
             value = json.loads(raw)
@@ -253,9 +254,7 @@ class GeminiWire:
         if found is None:
             return None
         parsed, _ = found
-        error = parsed["error"]
-        message = error.get("message")
-        error["message"] = f"{message} [{note}]" if isinstance(message, str) and message else note
+        add_note(parsed["error"], note)
         wrapped = body.lstrip()[:1] == b"["
         return json.dumps([parsed] if wrapped else parsed).encode()
 
@@ -281,22 +280,13 @@ def _classify_429(error: GeminiError | None, headers: Headers, now: float) -> Ou
 
 def prompt_tokens(values: Iterable[object]) -> float:
     """Estimated tokens of the text in `values`; inline or uploaded media at a fixed cost."""
-    chars = 0
-    media = 0.0
-    stack: list[object] = list(values)
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            chars += len(item)
-        elif isinstance(item, dict):
-            for key, value in item.items():
-                if key in _MEDIA_KEYS:
-                    media += _MEDIA_TOKENS
-                elif key not in ("role", "mimeType", "mime_type"):
-                    stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-    return chars / CHARS_PER_TOKEN + media
+    return count_tokens(values, _split)
+
+
+def _split(item: dict[str, object]) -> tuple[float, Iterable[object]]:
+    """Each media key costs its fixed price and is not read on; the rest may hold text."""
+    media = sum(_MEDIA_TOKENS for key in item if key in _MEDIA_KEYS)
+    return media, (v for k, v in item.items() if k not in _MEDIA_KEYS and k not in _PLAIN_KEYS)
 
 
 def _max_output(body: Mapping[str, object]) -> float:

@@ -13,11 +13,14 @@ from typing import Final
 
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Demand, LimitObservation
+from keyrouter.providers._errors import annotated, error_object, text
 from keyrouter.providers._estimate import json_object, output_cap, text_tokens
 from keyrouter.providers._parse import (
-    parse_count,
+    ResetAt,
+    observed_limits,
     parse_go_duration,
     parse_retry_after,
+    spent_reset,
 )
 from keyrouter.providers.base import Headers, MutableHeaders
 
@@ -34,7 +37,7 @@ SPEND_CODES: Final = frozenset(
         "billing_not_active",
     }
 )
-_DIMENSIONS: Final = ("requests", "tokens")
+_DIMENSIONS: Final = (("requests", "requests"), ("tokens", "tokens"))
 _DEFAULT_OUTPUT_TOKENS: Final = 256.0
 _OUTPUT_FIELDS: Final = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 _PROMPT_FIELDS: Final = ("messages", "input", "prompt", "instructions", "tools")
@@ -43,16 +46,11 @@ _BEARER: Final = "bearer "
 
 def error_fields(body: bytes) -> tuple[str, str, str]:
     """(code, type, message) of an OpenAI-shaped error body; empty strings when absent."""
-    parsed = json_object(body[:65536])
-    error = parsed.get("error") if parsed else None
-    if not isinstance(error, dict):
+    found = error_object(body)
+    if found is None:
         return "", "", ""
-    code, kind, message = error.get("code"), error.get("type"), error.get("message")
-    return (
-        code if isinstance(code, str) else "",
-        kind if isinstance(kind, str) else "",
-        message if isinstance(message, str) else "",
-    )
+    _, error = found
+    return text(error.get("code")), text(error.get("type")), text(error.get("message"))
 
 
 class OpenAIWire:
@@ -87,16 +85,7 @@ class OpenAIWire:
         return Demand({"requests": 1.0, "tokens": max(1.0, round(prompt + output))})
 
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
-        found: list[LimitObservation] = []
-        for dimension in _DIMENSIONS:
-            limit = parse_count(headers.get(f"x-ratelimit-limit-{dimension}"))
-            remaining = parse_count(headers.get(f"x-ratelimit-remaining-{dimension}"))
-            if limit is None and remaining is None:
-                continue
-            reset = parse_go_duration(headers.get(f"x-ratelimit-reset-{dimension}"))
-            reset_at = now + reset if reset is not None else None
-            found.append(LimitObservation(dimension, limit, remaining, reset_at, now))
-        return tuple(found)
+        return observed_limits(headers, now, _DIMENSIONS, _header, _go_reset(now))
 
     def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
         if status < 400:
@@ -126,13 +115,7 @@ class OpenAIWire:
         if wait is not None:
             return now + wait
         # No retry-after: the reset of whichever dimension is spent says when it refills.
-        waits = [
-            parse_go_duration(headers.get(f"x-ratelimit-reset-{dim}"))
-            for dim in _DIMENSIONS
-            if parse_count(headers.get(f"x-ratelimit-remaining-{dim}")) == 0
-        ]
-        known = [w for w in waits if w is not None]
-        return now + max(known) if known else None
+        return spent_reset(headers, _DIMENSIONS, _header, _go_reset(now))
 
     def no_key_error(self, kind: OutcomeKind, message: str) -> tuple[int, bytes]:
         if kind in (OutcomeKind.INVALID_KEY, OutcomeKind.FORBIDDEN):
@@ -145,13 +128,21 @@ class OpenAIWire:
         return status, json.dumps(body).encode()
 
     def annotate_error(self, body: bytes, note: str) -> bytes | None:
-        parsed = json_object(body[:65536])
-        error = parsed.get("error") if parsed else None
-        if parsed is None or not isinstance(error, dict):
-            return None
-        message = error.get("message")
-        error["message"] = f"{message} [{note}]" if isinstance(message, str) and message else note
-        return json.dumps(parsed).encode()
+        return annotated(body, note)
+
+
+def _header(dimension: str, field: str) -> str:
+    return f"x-ratelimit-{field}-{dimension}"
+
+
+def _go_reset(now: float) -> ResetAt:
+    """Resets are Go durations from now (`6m0s`)."""
+
+    def reset_at(value: str | None) -> float | None:
+        wait = parse_go_duration(value)
+        return now + wait if wait is not None else None
+
+    return reset_at
 
 
 WIRE: Final = OpenAIWire()

@@ -22,23 +22,35 @@ Key statuses: ``"invalid"`` is a 401 ``authentication_error``, ``"forbidden"`` a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
-from ._limits import Admission, DimensionState, FakeKey, Ledger, LimitState, RequestRecord
-from ._openai import estimate_tokens
-from ._server import Fault, FaultBook, Request, Response
+from ._common import (
+    JSON,
+    Call,
+    Completion,
+    Emulator,
+    Headers,
+    async_iter,
+    bearer,
+    estimate_tokens,
+    limit_headers,
+    prepend,
+    scope_of,
+    status_entry,
+    texts,
+    transport_fault,
+)
+from ._limits import Admission, FakeKey, LimitState
+from ._server import Fault, Request, Response
 
 __all__ = ["DEFAULT_MODELS", "AnthropicEmulator", "rfc3339"]
-
-JSON = Any
 
 DEFAULT_MODELS: Final[tuple[str, ...]] = (
     "claude-opus-4-6",
@@ -51,11 +63,7 @@ DEFAULT_MODELS: Final[tuple[str, ...]] = (
 _JSON_TYPE = "application/json"
 _SSE_TYPE = "text/event-stream; charset=utf-8"
 _MODEL_CREATED = "2025-05-14T00:00:00Z"
-_FILLER_TEXT = (
-    "This is a simulated answer from the keyrouter fake provider, served over real HTTP so "
-    "client code runs unchanged."
-)
-_FILLER = _FILLER_TEXT.split()
+_TEXT_FIELDS: Final = ("content", "text")  # string contents, text blocks, tool results
 _RATE_LIMITS_URL = "https://docs.claude.com/en/api/rate-limits"
 _HEADER_FAMILIES: Final = ("tokens", "input-tokens", "output-tokens")
 _ORG_NAMESPACE = uuid.UUID("6f1c1d0e-2b53-4f5e-9a43-6b3b8f6c1a10")
@@ -68,83 +76,44 @@ def rfc3339(seconds_from_now: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Call:
-    """A validated request: what it costs and how to answer it."""
-
-    model: str
-    charge: int
-    answer: Callable[[], Response]
-    free: bool = False  # model listing and token counting do not draw on the Messages limits
-
-
-@dataclass(frozen=True, slots=True)
-class _Completion:
-    model: str
-    prompt_tokens: int
-    all_pieces: list[str]
-    limit: int
-
-    @property
-    def pieces(self) -> list[str]:
-        return self.all_pieces[: self.limit]
+class _Completion(Completion):
+    """A Messages answer; ``max_tokens`` is required, so ``limit`` is always set."""
 
     @property
     def stop_reason(self) -> str:
-        return "max_tokens" if self.limit < len(self.all_pieces) else "end_turn"
+        return "max_tokens" if self.truncated else "end_turn"
 
     @property
     def output_tokens(self) -> int:
         return len(self.pieces)
 
 
-class AnthropicEmulator:
-    """Answers Anthropic API requests for the keys in a :class:`Ledger` (a ``_server.Handler``)."""
+class AnthropicEmulator(Emulator):
+    """Anthropic's messages, token counting and models, for the ledger's keys.
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        faults: FaultBook,
-        *,
-        latency: float = 0.0,
-        completion_tokens: int = 16,
-        models: Sequence[str] = DEFAULT_MODELS,
+    The key comes in ``x-api-key`` or as a Bearer token; answers carry ``anthropic-ratelimit-*``
+    headers and, like every real answer, a ``request-id``.
+    """
+
+    default_models = DEFAULT_MODELS
+
+    def _secret(self, request: Request) -> str | None:
+        return api_key(request)
+
+    def _fault_response(
+        self, fault: Fault, request: Request, body: JSON, streaming: bool
+    ) -> Response:
+        return _fault_response(fault, streaming)
+
+    def _finish(
+        self, request: Request, response: Response, *, streaming: bool, started: float
     ) -> None:
-        if completion_tokens < 1:
-            raise ValueError(f"completion_tokens must be at least 1, got {completion_tokens}")
-        self._ledger = ledger
-        self._faults = faults
-        self._latency = latency
-        self._completion_tokens = completion_tokens
-        self._models = tuple(models)
-
-    async def __call__(self, request: Request) -> Response:
-        if self._latency > 0:
-            await asyncio.sleep(self._latency)
-        secret = api_key(request)
-        body = _json_body(request)
-        streaming = isinstance(body, dict) and body.get("stream") is True
-        fault = self._faults.take(secret, streaming=streaming)
-        if fault is not None and fault.kind == "delay":
-            await asyncio.sleep(fault.seconds)
-            fault = None
-        if fault is not None and fault.replaces_response:
-            response = _fault_response(fault, streaming)
-        else:
-            response = self._answer(request, secret, body)
-            if fault is not None:
-                response.truncate = fault.kind == "truncate"
-                if fault.kind == "stall_stream" and response.stream is not None:
-                    response.stall_after = fault.after_chunks
         if not any(name == "request-id" for name, _ in response.headers):
             response.headers.insert(0, ("request-id", _request_id()))  # on every response
-        status = 0 if response.drop else response.status
-        record = RequestRecord(request.method, request.path, secret, status, request.header("host"))
-        self._ledger.record(record)
-        return response
 
     # -- auth, route, admission ---------------------------------------------------------
 
-    def _answer(self, request: Request, secret: str | None, body: JSON) -> Response:
+    def _answer(self, request: Request, secret: str | None, body: JSON, started: float) -> Response:
         if secret is None:
             return _error(401, "authentication_error", "x-api-key header is required")
         key = self._ledger.lookup(secret)
@@ -170,21 +139,18 @@ class AnthropicEmulator:
             )
         call = self._route(request, body)
         if isinstance(call, Response):
-            call.headers[:0] = common
-            return call
+            return prepend(call, common)
         if call.free:
-            response = call.answer()
-            response.headers[:0] = common
-            return response
-        admission = self._ledger.admit(key.secret, call.charge)
-        headers = common + _limit_headers(admission.state)
-        if not admission.admitted:
-            return _rate_limited(admission, _organization(key), headers)
-        response = call.answer()
-        response.headers[:0] = headers
-        return response
+            return prepend(call.answer(), common)
+        return self._charge(key, call, common)
 
-    def _route(self, request: Request, body: JSON) -> _Call | Response:
+    def _limit_headers(self, state: LimitState) -> Headers:
+        return _limit_headers(state)
+
+    def _refuse(self, key: FakeKey, call: Call, admission: Admission, headers: Headers) -> Response:
+        return _rate_limited(admission, _organization(key), headers)
+
+    def _route(self, request: Request, body: JSON) -> Call | Response:
         method, path = request.method, request.path.rstrip("/")
         if method == "POST" and path in ("/v1/messages", "/v1/messages/count_tokens"):
             if not isinstance(body, dict):
@@ -193,34 +159,34 @@ class AnthropicEmulator:
                 return self._messages(body)
             return self._count_tokens(body)
         if method == "GET" and path == "/v1/models":
-            return _Call("", 0, lambda: _json_response(self._model_page()), free=True)
+            return Call("", 0, lambda: _json_response(self._model_page()), free=True)
         if method == "GET" and path.startswith("/v1/models/"):
             model = path.removeprefix("/v1/models/")
             if model not in self._models:
                 return _error(404, "not_found_error", f"model: {model}")
-            return _Call(model, 0, lambda: _json_response(_model_info(model)), free=True)
+            return Call(model, 0, lambda: _json_response(_model_info(model)), free=True)
         return _error(404, "not_found_error", "Not Found")
 
     # -- messages -------------------------------------------------------------------------
 
-    def _messages(self, body: dict[str, JSON]) -> _Call | Response:
+    def _messages(self, body: dict[str, JSON]) -> Call | Response:
         invalid = _validate(body, need_max_tokens=True)
         if invalid is not None:
             return invalid
         model: str = body["model"]
         prompt = estimate_tokens(_prompt_texts(body))
-        completion = _Completion(model, prompt, self._pieces(), body["max_tokens"])
+        completion = _Completion(model, prompt, self._filler(), body["max_tokens"])
         charge = prompt + completion.output_tokens
         if body.get("stream") is True:
-            return _Call(model, charge, lambda: _sse_response(_message_events(completion)))
-        return _Call(model, charge, lambda: _json_response(_message(completion)))
+            return Call(model, charge, lambda: _sse_response(_message_events(completion)))
+        return Call(model, charge, lambda: _json_response(_message(completion)))
 
-    def _count_tokens(self, body: dict[str, JSON]) -> _Call | Response:
+    def _count_tokens(self, body: dict[str, JSON]) -> Call | Response:
         invalid = _validate(body, need_max_tokens=False)
         if invalid is not None:
             return invalid
         tokens = estimate_tokens(_prompt_texts(body))
-        return _Call(body["model"], 0, lambda: _json_response({"input_tokens": tokens}), True)
+        return Call(body["model"], 0, lambda: _json_response({"input_tokens": tokens}), True)
 
     def _model_page(self) -> JSON:
         data = [_model_info(model) for model in self._models]
@@ -231,10 +197,6 @@ class AnthropicEmulator:
             "last_id": data[-1]["id"] if data else None,
         }
 
-    def _pieces(self) -> list[str]:
-        words = [_FILLER[i % len(_FILLER)] for i in range(self._completion_tokens)]
-        return [word if i == 0 else f" {word}" for i, word in enumerate(words)]
-
 
 # -- request parsing ------------------------------------------------------------------------
 
@@ -244,21 +206,7 @@ def api_key(request: Request) -> str | None:
     value = request.header("x-api-key")
     if value is not None and value.strip():
         return value.strip()
-    auth = request.header("authorization")
-    if auth is None:
-        return None
-    scheme, _, token = auth.strip().partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
-def _json_body(request: Request) -> JSON:
-    if not request.body:
-        return None
-    try:
-        return json.loads(request.body)
-    except ValueError:
-        return None
+    return bearer(request)
 
 
 def _validate(body: dict[str, JSON], *, need_max_tokens: bool) -> Response | None:
@@ -283,18 +231,7 @@ def _validate(body: dict[str, JSON], *, need_max_tokens: bool) -> Response | Non
 
 
 def _prompt_texts(body: dict[str, JSON]) -> list[str]:
-    return _texts(body.get("system")) + _texts(body.get("messages"))
-
-
-def _texts(value: JSON) -> list[str]:
-    """Every piece of prompt text: string contents, text blocks, tool results."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [text for item in value for text in _texts(item)]
-    if isinstance(value, dict):
-        return [text for name in ("content", "text") for text in _texts(value.get(name))]
-    return []
+    return texts(body.get("system"), _TEXT_FIELDS) + texts(body.get("messages"), _TEXT_FIELDS)
 
 
 # -- bodies ---------------------------------------------------------------------------------
@@ -317,7 +254,7 @@ def _message(completion: _Completion, message_id: str | None = None) -> dict[str
         "id": message_id or _message_id(),
         "type": "message",
         "role": "assistant",
-        "content": [{"type": "text", "text": "".join(completion.pieces)}],
+        "content": [{"type": "text", "text": completion.text}],
         "stop_reason": completion.stop_reason,
         "stop_sequence": None,
         "usage": _usage(completion, completion.output_tokens),
@@ -413,27 +350,18 @@ def _rate_limited(
     return _error(429, "rate_limit_error", message, extra=retry + headers)
 
 
-def _limit_headers(state: LimitState) -> list[tuple[str, str]]:
-    headers: list[tuple[str, str]] = []
-    if state.requests is not None:
-        headers += _dimension_headers("requests", state.requests)
-    if state.tokens is not None:
-        for family in _HEADER_FAMILIES:
-            headers += _dimension_headers(family, state.tokens)
-    return headers
+def _limit_headers(state: LimitState) -> Headers:
+    """One token bucket, reported under all three token families (see the module docstring)."""
+    return limit_headers(state, _HEADER_FAMILIES, _header, rfc3339)
 
 
-def _dimension_headers(name: str, dimension: DimensionState) -> list[tuple[str, str]]:
-    return [
-        (f"anthropic-ratelimit-{name}-limit", str(dimension.limit)),
-        (f"anthropic-ratelimit-{name}-remaining", str(dimension.remaining)),
-        (f"anthropic-ratelimit-{name}-reset", rfc3339(dimension.reset_seconds)),
-    ]
+def _header(name: str, field: str) -> str:
+    return f"anthropic-ratelimit-{name}-{field}"
 
 
 def _organization(key: FakeKey) -> str:
     """A stable organization UUID per scope (per key when it has none)."""
-    return str(uuid.uuid5(_ORG_NAMESPACE, key.scope if key.scope is not None else key.secret))
+    return str(uuid.uuid5(_ORG_NAMESPACE, scope_of(key)))
 
 
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -482,10 +410,9 @@ _GARBAGE = b"<!DOCTYPE html><html><head><title>api.anthropic.com</title></head><
 
 
 def _fault_response(fault: Fault, streaming: bool) -> Response:
-    if fault.kind == "reset":
-        return Response(0, drop=True)
-    if fault.kind == "garbage":
-        return Response(200, [("content-type", _JSON_TYPE)], _GARBAGE)
+    broken = transport_fault(fault, _JSON_TYPE, _GARBAGE)
+    if broken is not None:
+        return broken
     if fault.kind == "error_in_200":
         body = _error_body("overloaded_error", "Overloaded")
         if streaming:
@@ -493,8 +420,7 @@ def _fault_response(fault: Fault, streaming: bool) -> Response:
         return Response(200, [("content-type", _JSON_TYPE)], json.dumps(body).encode())
     if fault.plain:
         return Response(fault.code, [("content-type", "text/html")], _CLOUDFLARE_502.encode())
-    default = ("api_error", "Internal server error") if fault.code >= 500 else _STATUS_FAULTS[400]
-    kind, message = _STATUS_FAULTS.get(fault.code, default)
+    kind, message = status_entry(_STATUS_FAULTS, fault.code)
     extra = [("retry-after", "1")] if fault.code == 429 else []
     return _error(fault.code, kind, message, extra=extra)
 
@@ -513,9 +439,4 @@ def _event(name: str, payload: JSON) -> bytes:
 
 def _sse_response(events: Iterator[bytes]) -> Response:
     headers = [("content-type", _SSE_TYPE), ("cache-control", "no-cache")]
-    return Response(200, headers, stream=_aiter(events))
-
-
-async def _aiter(events: Iterator[bytes]) -> AsyncIterator[bytes]:
-    for event in events:
-        yield event
+    return Response(200, headers, stream=async_iter(events))

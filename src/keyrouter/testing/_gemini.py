@@ -31,25 +31,36 @@ depleted".  ``Fault.status(429)`` sends the detail-less capacity 429 seen in rea
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final, Unpack
 from urllib.parse import parse_qs
 
-from ._limits import Admission, FakeKey, Ledger, RequestRecord
-from ._openai import estimate_tokens
+from ._common import (
+    JSON,
+    Call,
+    Completion,
+    Emulator,
+    EmulatorOptions,
+    Headers,
+    async_iter,
+    estimate_tokens,
+    json_body,
+    scope_of,
+    status_entry,
+    texts,
+    transport_fault,
+)
+from ._limits import Admission, FakeKey, Ledger
 from ._server import Fault, FaultBook, Request, Response
 
 __all__ = ["DEFAULT_MODELS", "GeminiEmulator", "api_key"]
-
-JSON = Any
 
 DEFAULT_MODELS: Final[tuple[str, ...]] = (
     "gemini-2.5-pro",
@@ -65,11 +76,7 @@ _SSE_TYPE = "text/event-stream"
 _TYPE = "type.googleapis.com/google.rpc."
 _SERVICE = "generativelanguage.googleapis.com"
 _RATE_LIMITS_URL = "https://ai.google.dev/gemini-api/docs/rate-limits"
-_FILLER_TEXT = (
-    "This is a simulated answer from the keyrouter fake provider, served over real HTTP so "
-    "client code runs unchanged."
-)
-_FILLER = _FILLER_TEXT.split()
+_TEXT_FIELDS: Final = ("parts", "text", "contents")  # media parts are not counted
 
 # (quotaMetric, quotaId) per limit, as the free tier names them in real 429 bodies.
 _QUOTAS: Final[dict[str, tuple[str, str]]] = {
@@ -89,54 +96,34 @@ _QUOTAS: Final[dict[str, tuple[str, str]]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class _Call:
-    model: str
-    charge: int
-    answer: Callable[[], Response]
-    free: bool = False  # listing models and counting tokens do not draw on generate quotas
+class _Completion(Completion):
+    """A generated answer keeps one ``responseId`` across all of its stream chunks."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Completion:
-    model: str
-    prompt_tokens: int
-    all_pieces: list[str]
-    limit: int | None
     response_id: str
 
     @property
-    def pieces(self) -> list[str]:
-        return self.all_pieces if self.limit is None else self.all_pieces[: self.limit]
-
-    @property
     def finish_reason(self) -> str:
-        return "MAX_TOKENS" if len(self.pieces) < len(self.all_pieces) else "STOP"
+        return "MAX_TOKENS" if self.truncated else "STOP"
 
 
-class GeminiEmulator:
+class GeminiEmulator(Emulator):
     """Answers Gemini API requests for the keys in a :class:`Ledger` (a ``_server.Handler``).
 
     ``daily_requests`` maps a scope name (or the secret of a scope-less key) to the number of
     requests it may make per day.
     """
 
+    default_models = DEFAULT_MODELS
+
     def __init__(
         self,
         ledger: Ledger,
         faults: FaultBook,
         *,
-        latency: float = 0.0,
-        completion_tokens: int = 16,
-        models: Sequence[str] = DEFAULT_MODELS,
         daily_requests: Mapping[str, int] | None = None,
+        **options: Unpack[EmulatorOptions],
     ) -> None:
-        if completion_tokens < 1:
-            raise ValueError(f"completion_tokens must be at least 1, got {completion_tokens}")
-        self._ledger = ledger
-        self._faults = faults
-        self._latency = latency
-        self._completion_tokens = completion_tokens
-        self._models = tuple(models)
+        super().__init__(ledger, faults, **options)
         self._lock = threading.Lock()
         self._daily_limits: dict[str, int] = {}
         self._daily_used: dict[str, int] = {}
@@ -162,7 +149,7 @@ class GeminiEmulator:
 
     def _take_daily(self, key: FakeKey) -> int | None:
         """Count one request against the key's daily quota; its limit if already spent."""
-        project = _project(key)
+        project = scope_of(key)
         with self._lock:
             limit = self._daily_limits.get(project)
             if limit is None:
@@ -174,41 +161,36 @@ class GeminiEmulator:
             return None
 
     def _give_back_daily(self, key: FakeKey) -> None:
-        project = _project(key)
+        project = scope_of(key)
         with self._lock:
             if self._daily_used.get(project, 0) > 0:
                 self._daily_used[project] -= 1
 
     # -- the handler ----------------------------------------------------------------------
 
-    async def __call__(self, request: Request) -> Response:
-        started = time.monotonic()
-        if self._latency > 0:
-            await asyncio.sleep(self._latency)
-        secret = api_key(request)
-        streaming = request.path.endswith(":streamGenerateContent")
-        fault = self._faults.take(secret, streaming=streaming)
-        if fault is not None and fault.kind == "delay":
-            await asyncio.sleep(fault.seconds)
-            fault = None
+    def _secret(self, request: Request) -> str | None:
+        return api_key(request)
+
+    def _body(self, request: Request) -> JSON:
+        return None  # parsed in _route, only for the methods that take a body
+
+    def _streaming(self, request: Request, body: JSON) -> bool:
+        return request.path.endswith(":streamGenerateContent")
+
+    def _fault_response(
+        self, fault: Fault, request: Request, body: JSON, streaming: bool
+    ) -> Response:
+        return _fault_response(fault, streaming, _query(request, "alt") == "sse")
+
+    def _finish(
+        self, request: Request, response: Response, *, streaming: bool, started: float
+    ) -> None:
         sse = _query(request, "alt") == "sse"
-        if fault is not None and fault.replaces_response:
-            response = _fault_response(fault, streaming, sse)
-        else:
-            response = self._answer(request, secret)
-            if fault is not None:
-                response.truncate = fault.kind == "truncate"
-                if fault.kind == "stall_stream" and response.stream is not None:
-                    response.stall_after = fault.after_chunks
         if streaming and sse and response.stream is None and response.status >= 400:
             _set_content_type(response, _SSE_TYPE)  # what the real API does
         response.headers[:0] = _google_headers(started)
-        status = 0 if response.drop else response.status
-        record = RequestRecord(request.method, request.path, secret, status, request.header("host"))
-        self._ledger.record(record)
-        return response
 
-    def _answer(self, request: Request, secret: str | None) -> Response:
+    def _answer(self, request: Request, secret: str | None, body: JSON, started: float) -> Response:
         if secret is None:
             return _error(
                 403,
@@ -237,19 +219,19 @@ class GeminiEmulator:
         daily = self._take_daily(key)
         if daily is not None:
             return _quota_exceeded("daily", daily, call.model, _seconds_to_next_minute())
-        admission = self._ledger.admit(key.secret, call.charge)
-        if not admission.admitted:
-            self._give_back_daily(key)
-            return _rate_limited(admission, call.model)
-        return call.answer()
+        return self._charge(key, call, [])
 
-    def _route(self, request: Request) -> _Call | Response:
+    def _refuse(self, key: FakeKey, call: Call, admission: Admission, headers: Headers) -> Response:
+        self._give_back_daily(key)  # a refused request does not count against the day
+        return _rate_limited(admission, call.model)
+
+    def _route(self, request: Request) -> Call | Response:
         method = request.method
         rest = _strip_prefix(request.path.rstrip("/"))
         if rest is None:
             return _not_found(f"Unknown path {request.path}")
         if method == "GET" and rest == "models":
-            return _Call("", 0, lambda: _json_response(self._model_list()), free=True)
+            return Call("", 0, lambda: _json_response(self._model_list()), free=True)
         name, _, action = rest.partition(":")
         if not name.startswith("models/") or "/" in name.removeprefix("models/"):
             return _not_found(f"Unknown path {request.path}")
@@ -257,42 +239,38 @@ class GeminiEmulator:
         if method == "GET" and not action:
             if model not in self._models:
                 return _unknown_model(model, "get")
-            return _Call(model, 0, lambda: _json_response(_model_object(model)), free=True)
+            return Call(model, 0, lambda: _json_response(_model_object(model)), free=True)
         if method != "POST" or action not in (
             "generateContent",
             "streamGenerateContent",
             "countTokens",
         ):
             return _not_found(f"Unknown path {request.path}")
-        body = _json_body(request)
+        body = json_body(request)
         if not isinstance(body, dict):
             return _error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
         contents = body.get("contents")
         if action == "countTokens":
-            texts = _texts(contents) + _texts(body.get("generateContentRequest"))
-            tokens = estimate_tokens(texts) if texts else 0
+            counted = _texts_of(contents) + _texts_of(body.get("generateContentRequest"))
+            tokens = estimate_tokens(counted) if counted else 0
             answer = {"totalTokens": tokens}
-            return _Call(model, 0, lambda: _json_response(answer), free=True)
+            return Call(model, 0, lambda: _json_response(answer), free=True)
         if not isinstance(contents, list) or not contents:
             return _error(
                 400,
                 "INVALID_ARGUMENT",
                 "* GenerateContentRequest.contents: contents is not specified\n",
             )
-        prompt = estimate_tokens(_texts(contents) + _texts(body.get("systemInstruction")))
-        completion = _Completion(model, prompt, self._pieces(), _max_output(body), _response_id())
+        prompt = estimate_tokens(_texts_of(contents) + _texts_of(body.get("systemInstruction")))
+        completion = _Completion(model, prompt, self._filler(), _max_output(body), _response_id())
         if action == "generateContent":
-            return _Call(model, prompt, lambda: _json_response(_generate_response(completion)))
+            return Call(model, prompt, lambda: _json_response(_generate_response(completion)))
         if _query(request, "alt") == "sse":
-            return _Call(model, prompt, lambda: _sse_response(_sse_chunks(completion)))
-        return _Call(model, prompt, lambda: _array_response(_stream_chunks(completion)))
+            return Call(model, prompt, lambda: _sse_response(_sse_chunks(completion)))
+        return Call(model, prompt, lambda: _array_response(_stream_chunks(completion)))
 
     def _model_list(self) -> JSON:
         return {"models": [_model_object(model) for model in self._models]}
-
-    def _pieces(self) -> list[str]:
-        words = [_FILLER[i % len(_FILLER)] for i in range(self._completion_tokens)]
-        return [word if i == 0 else f" {word}" for i, word in enumerate(words)]
 
 
 # -- request parsing ------------------------------------------------------------------------
@@ -319,24 +297,8 @@ def _strip_prefix(path: str) -> str | None:
     return None
 
 
-def _json_body(request: Request) -> JSON:
-    if not request.body:
-        return None
-    try:
-        return json.loads(request.body)
-    except ValueError:
-        return None
-
-
-def _texts(value: JSON) -> list[str]:
-    """Every text part in contents / a system instruction (media parts are not counted)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [text for item in value for text in _texts(item)]
-    if isinstance(value, dict):
-        return [text for name in ("parts", "text", "contents") for text in _texts(value.get(name))]
-    return []
+def _texts_of(value: JSON) -> list[str]:
+    return texts(value, _TEXT_FIELDS)
 
 
 def _max_output(body: Mapping[str, JSON]) -> int | None:
@@ -345,10 +307,6 @@ def _max_output(body: Mapping[str, JSON]) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return None
-
-
-def _project(key: FakeKey) -> str:
-    return key.scope if key.scope is not None else key.secret
 
 
 # -- bodies ---------------------------------------------------------------------------------
@@ -528,7 +486,7 @@ def _seconds_to_next_minute() -> float:
 
 
 def _project_number(key: FakeKey) -> int:
-    digest = hashlib.sha256(_project(key).encode()).digest()
+    digest = hashlib.sha256(scope_of(key).encode()).digest()
     return 100_000_000_000 + int.from_bytes(digest[:5], "big") % 900_000_000_000
 
 
@@ -570,10 +528,9 @@ _GARBAGE = b"<!DOCTYPE html><html><head><title>Google</title></head><body>ok</bo
 
 
 def _fault_response(fault: Fault, streaming: bool, sse: bool) -> Response:
-    if fault.kind == "reset":
-        return Response(0, drop=True)
-    if fault.kind == "garbage":
-        return Response(200, [("content-type", _JSON_TYPE)], _GARBAGE)
+    broken = transport_fault(fault, _JSON_TYPE, _GARBAGE)
+    if broken is not None:
+        return broken
     if fault.kind == "error_in_200":
         status, message = _STATUS_FAULTS[500]
         error = {"error": {"code": 500, "message": message, "status": status}}
@@ -584,8 +541,7 @@ def _fault_response(fault: Fault, streaming: bool, sse: bool) -> Response:
         return Response(
             fault.code, [("content-type", "text/html; charset=UTF-8")], _GFE_502.encode()
         )
-    default = _STATUS_FAULTS[500] if fault.code >= 500 else _STATUS_FAULTS[400]
-    status, message = _STATUS_FAULTS.get(fault.code, default)
+    status, message = status_entry(_STATUS_FAULTS, fault.code)
     return _error(fault.code, status, message)
 
 
@@ -622,13 +578,8 @@ def _json_response(payload: JSON) -> Response:
 
 def _sse_response(events: Iterator[bytes]) -> Response:
     headers = [("content-type", _SSE_TYPE), ("content-disposition", "attachment")]
-    return Response(200, headers, stream=_aiter(events))
+    return Response(200, headers, stream=async_iter(events))
 
 
 def _array_response(chunks: Iterator[bytes]) -> Response:
-    return Response(200, [("content-type", _JSON_TYPE)], stream=_aiter(chunks))
-
-
-async def _aiter(events: Iterator[bytes]) -> AsyncIterator[bytes]:
-    for event in events:
-        yield event
+    return Response(200, [("content-type", _JSON_TYPE)], stream=async_iter(chunks))

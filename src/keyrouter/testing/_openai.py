@@ -12,7 +12,6 @@ Token counting is a deliberate, documented approximation: a prompt costs
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -21,12 +20,26 @@ import re
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from ._limits import Admission, DimensionState, FakeKey, Ledger, LimitState, RequestRecord
-from ._server import Fault, FaultBook, Request, Response
+from ._common import (
+    JSON,
+    Call,
+    Completion,
+    Emulator,
+    Headers,
+    async_iter,
+    bearer,
+    estimate_tokens,
+    limit_headers,
+    prepend,
+    texts,
+    transport_fault,
+)
+from ._limits import Admission, FakeKey, LimitState
+from ._server import Fault, Request, Response
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -35,8 +48,6 @@ __all__ = [
     "go_duration",
     "schema_instance",
 ]
-
-JSON = Any  # a decoded JSON value; the emulation inspects request bodies defensively
 
 DEFAULT_MODELS: Final[tuple[str, ...]] = (
     "gpt-4o",
@@ -56,11 +67,7 @@ _MODEL_CREATED = 1_715_367_049  # a fixed, plausible creation time for listed mo
 _JSON_TYPE = "application/json"
 _ERROR_TYPE = "application/json; charset=utf-8"
 _SSE_TYPE = "text/event-stream; charset=utf-8"
-_FILLER_TEXT = (
-    "This is a simulated answer from the keyrouter fake provider, served over real HTTP so "
-    "client code runs unchanged."
-)
-_FILLER = _FILLER_TEXT.split()
+_TEXT_FIELDS: Final = ("content", "text", "output")  # where messages and input items hold text
 _JSON_OBJECT_SCHEMA: Final[Mapping[str, JSON]] = {
     "type": "object",
     "properties": {"result": {"type": "string", "const": "This is a simulated answer."}},
@@ -92,11 +99,6 @@ def go_duration(seconds: float) -> str:
     return f"{sec}s"
 
 
-def estimate_tokens(texts: Sequence[str]) -> int:
-    """The fake's token estimate for prompt text: ``max(1, ceil(characters / 4))``."""
-    return max(1, math.ceil(sum(len(text) for text in texts) / 4))
-
-
 def schema_instance(schema: Mapping[str, JSON]) -> JSON:
     """A JSON value that validates against ``schema`` (the subset structured outputs use).
 
@@ -111,59 +113,21 @@ def schema_instance(schema: Mapping[str, JSON]) -> JSON:
 # -- the handler --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """A validated, admissible request: what it costs and how to answer it."""
+class OpenAIEmulator(Emulator):
+    """OpenAI's chat completions, responses, embeddings and models, for the ledger's keys.
 
-    model: str
-    charge: int
-    answer: Callable[[], Response]
-    free: bool = False  # listing models does not count against rate limits
+    The key is a Bearer token; every answer carries ``x-ratelimit-*`` headers.
+    """
 
+    default_models = DEFAULT_MODELS
 
-class OpenAIEmulator:
-    """Answers OpenAI API requests for the keys in a :class:`Ledger` (a ``_server.Handler``)."""
+    def _secret(self, request: Request) -> str | None:
+        return bearer(request)
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        faults: FaultBook,
-        *,
-        latency: float = 0.0,
-        completion_tokens: int = 16,
-        models: Sequence[str] = DEFAULT_MODELS,
-    ) -> None:
-        if completion_tokens < 1:
-            raise ValueError(f"completion_tokens must be at least 1, got {completion_tokens}")
-        self._ledger = ledger
-        self._faults = faults
-        self._latency = latency
-        self._completion_tokens = completion_tokens
-        self._models = tuple(models)
-
-    async def __call__(self, request: Request) -> Response:
-        started = time.monotonic()
-        if self._latency > 0:
-            await asyncio.sleep(self._latency)
-        secret = _bearer(request)
-        body = _json_body(request)
-        streaming = isinstance(body, dict) and body.get("stream") is True
-        fault = self._faults.take(secret, streaming=streaming)
-        if fault is not None and fault.kind == "delay":
-            await asyncio.sleep(fault.seconds)
-            fault = None
-        if fault is not None and fault.replaces_response:
-            response = _fault_response(fault, request.path, streaming, _model_of(body))
-        else:
-            response = self._answer(request, secret, body, started)
-            if fault is not None:
-                response.truncate = fault.kind == "truncate"
-                if fault.kind == "stall_stream" and response.stream is not None:
-                    response.stall_after = fault.after_chunks
-        status = 0 if response.drop else response.status
-        record = RequestRecord(request.method, request.path, secret, status, request.header("host"))
-        self._ledger.record(record)
-        return response
+    def _fault_response(
+        self, fault: Fault, request: Request, body: JSON, streaming: bool
+    ) -> Response:
+        return _fault_response(fault, request.path, streaming, _model_of(body))
 
     # -- the normal path: auth, route, validation, admission, answer --------------
 
@@ -198,22 +162,16 @@ class OpenAIEmulator:
             )
         call = self._route(request, body)
         if isinstance(call, Response):
-            call.headers[:0] = common
-            return call
-        return self._admit(key, call, common)
-
-    def _admit(self, key: FakeKey, call: _Call, common: list[tuple[str, str]]) -> Response:
+            return prepend(call, common)
         if call.free:
-            response = call.answer()
-            response.headers[:0] = common + _limit_headers(self._ledger.limits(key.secret))
-            return response
-        admission = self._ledger.admit(key.secret, call.charge)
-        headers = common + _limit_headers(admission.state)
-        if not admission.admitted:
-            return _rate_limited(admission, call.model, _organization(key), headers)
-        response = call.answer()
-        response.headers[:0] = headers
-        return response
+            return prepend(call.answer(), common + _limit_headers(self._ledger.limits(key.secret)))
+        return self._charge(key, call, common)
+
+    def _limit_headers(self, state: LimitState) -> Headers:
+        return _limit_headers(state)
+
+    def _refuse(self, key: FakeKey, call: Call, admission: Admission, headers: Headers) -> Response:
+        return _rate_limited(admission, call.model, _organization(key), headers)
 
     def _key_headers(self, key: FakeKey, started: float) -> list[tuple[str, str]]:
         elapsed_ms = max(1, round((time.monotonic() - started) * 1000))
@@ -225,7 +183,7 @@ class OpenAIEmulator:
             ("access-control-expose-headers", "X-Request-ID"),
         ]
 
-    def _route(self, request: Request, body: JSON) -> _Call | Response:
+    def _route(self, request: Request, body: JSON) -> Call | Response:
         method, path = request.method, request.path.rstrip("/")
         post = self._post_route(path) if method == "POST" else None
         if post is not None:
@@ -233,7 +191,7 @@ class OpenAIEmulator:
                 return _error(400, _BAD_JSON, "invalid_request_error")
             return post(body)
         if method == "GET" and path == "/v1/models":
-            return _Call("", 0, lambda: _json_response(200, self._model_list()), free=True)
+            return Call("", 0, lambda: _json_response(200, self._model_list()), free=True)
         if method == "GET" and path.startswith("/v1/models/"):
             return self._model(path.removeprefix("/v1/models/"))
         return _error(404, f"Invalid URL ({method} {request.path})", "invalid_request_error")
@@ -243,14 +201,14 @@ class OpenAIEmulator:
     def _model_list(self) -> JSON:
         return {"object": "list", "data": [_model_object(model) for model in self._models]}
 
-    def _model(self, model: str) -> _Call | Response:
+    def _model(self, model: str) -> Call | Response:
         if model not in self._models:
             return _model_not_found(model)
-        return _Call(model, 0, lambda: _json_response(200, _model_object(model)), free=True)
+        return Call(model, 0, lambda: _json_response(200, _model_object(model)), free=True)
 
     # -- chat completions ---------------------------------------------------------
 
-    def _chat(self, body: dict[str, JSON]) -> _Call | Response:
+    def _chat(self, body: dict[str, JSON]) -> Call | Response:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return _error(400, "you must provide a model parameter", "invalid_request_error")
@@ -267,40 +225,40 @@ class OpenAIEmulator:
                 code="empty_array",
             )
         choices = _int_param(body, "n", 1)
-        prompt = estimate_tokens(_texts(messages))
+        prompt = estimate_tokens(texts(messages, _TEXT_FIELDS))
         pieces = self._pieces(_chat_schema(body))
         limit = _first_int(body, "max_completion_tokens", "max_tokens")
         charge = prompt + (limit if limit is not None else len(pieces)) * choices
         completion = _Completion(model, prompt, pieces, limit, choices)
         if body.get("stream") is True:
             usage = _include_usage(body)
-            return _Call(model, charge, lambda: _sse_response(_chat_events(completion, usage)))
-        return _Call(model, charge, lambda: _json_response(200, _chat_completion(completion)))
+            return Call(model, charge, lambda: _sse_response(_chat_events(completion, usage)))
+        return Call(model, charge, lambda: _json_response(200, _chat_completion(completion)))
 
     # -- responses ----------------------------------------------------------------
 
-    def _responses(self, body: dict[str, JSON]) -> _Call | Response:
+    def _responses(self, body: dict[str, JSON]) -> Call | Response:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return _missing("model")
-        texts = _texts(body.get("input"))
+        prompt_texts = texts(body.get("input"), _TEXT_FIELDS)
         if isinstance(body.get("instructions"), str):
-            texts.append(body["instructions"])
-        prompt = estimate_tokens(texts)
+            prompt_texts.append(body["instructions"])
+        prompt = estimate_tokens(prompt_texts)
         pieces = self._pieces(_responses_schema(body))
         limit = _first_int(body, "max_output_tokens")
         charge = prompt + (limit if limit is not None else len(pieces))
         completion = _Completion(model, prompt, pieces, limit, 1)
         if body.get("stream") is True:
-            return _Call(model, charge, lambda: _sse_response(_response_events(completion, body)))
+            return Call(model, charge, lambda: _sse_response(_response_events(completion, body)))
         ids = _ResponseIds.new()
-        return _Call(
+        return Call(
             model, charge, lambda: _json_response(200, _response_object(completion, body, ids))
         )
 
     # -- embeddings ---------------------------------------------------------------
 
-    def _embeddings(self, body: dict[str, JSON]) -> _Call | Response:
+    def _embeddings(self, body: dict[str, JSON]) -> Call | Response:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return _missing("model")
@@ -310,7 +268,7 @@ class OpenAIEmulator:
         tokens = sum(_embedding_tokens(item) for item in inputs)
         dimensions = _int_param(body, "dimensions", 3072 if model.endswith("-large") else 1536)
         as_base64 = body.get("encoding_format") == "base64"
-        return _Call(
+        return Call(
             model,
             tokens,
             lambda: _json_response(
@@ -318,7 +276,7 @@ class OpenAIEmulator:
             ),
         )
 
-    def _post_route(self, path: str) -> Callable[[dict[str, JSON]], _Call | Response] | None:
+    def _post_route(self, path: str) -> Callable[[dict[str, JSON]], Call | Response] | None:
         routes = {
             "/v1/chat/completions": self._chat,
             "/v1/responses": self._responses,
@@ -329,7 +287,7 @@ class OpenAIEmulator:
     def _pieces(self, schema: Mapping[str, JSON] | None) -> list[str]:
         """The completion, as the token-sized pieces it is streamed in."""
         if schema is None:
-            return _filler(self._completion_tokens)
+            return self._filler()
         text = json.dumps(schema_instance(schema), separators=(",", ":"))
         return [text[i : i + 4] for i in range(0, len(text), 4)]
 
@@ -338,35 +296,14 @@ class OpenAIEmulator:
 
 
 @dataclass(frozen=True, slots=True)
-class _Completion:
-    """One generated answer: ``pieces`` cut to ``limit`` if the caller capped output."""
+class _Completion(Completion):
+    """A chat answer may be asked for ``choices`` times over (``n``); each is the same."""
 
-    model: str
-    prompt_tokens: int
-    all_pieces: list[str]
-    limit: int | None
     choices: int
-
-    @property
-    def pieces(self) -> list[str]:
-        return self.all_pieces if self.limit is None else self.all_pieces[: self.limit]
-
-    @property
-    def truncated(self) -> bool:
-        return self.limit is not None and self.limit < len(self.all_pieces)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.pieces)
 
     @property
     def completion_tokens(self) -> int:
         return len(self.pieces) * self.choices
-
-
-def _filler(count: int) -> list[str]:
-    words = [_FILLER[i % len(_FILLER)] for i in range(count)]
-    return [word if i == 0 else f" {word}" for i, word in enumerate(words)]
 
 
 def _chat_schema(body: Mapping[str, JSON]) -> Mapping[str, JSON] | None:
@@ -649,39 +586,9 @@ def _model_object(model: str) -> dict[str, JSON]:
 # -- request parsing ----------------------------------------------------------------------
 
 
-def _bearer(request: Request) -> str | None:
-    value = request.header("authorization")
-    if value is None:
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
-def _json_body(request: Request) -> JSON:
-    """The decoded body, or ``None`` if absent or not JSON (answered with 400 later)."""
-    if not request.body:
-        return None
-    try:
-        return json.loads(request.body)
-    except ValueError:
-        return None
-
-
 def _model_of(body: JSON) -> str:
     model = body.get("model") if isinstance(body, dict) else None
     return model if isinstance(model, str) else "gpt-4o-mini"
-
-
-def _texts(value: JSON) -> list[str]:
-    """Every piece of prompt text in messages / input items (content, text, tool output)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [text for item in value for text in _texts(item)]
-    if isinstance(value, dict):
-        return [text for name in ("content", "text", "output") for text in _texts(value.get(name))]
-    return []
 
 
 def _int_param(body: Mapping[str, JSON], name: str, default: int) -> int:
@@ -825,10 +732,9 @@ def _rate_limited(
 
 
 def _fault_response(fault: Fault, path: str, streaming: bool, model: str) -> Response:
-    if fault.kind == "reset":
-        return Response(0, drop=True)
-    if fault.kind == "garbage":
-        return Response(200, [("content-type", _JSON_TYPE)], _GARBAGE)
+    broken = transport_fault(fault, _JSON_TYPE, _GARBAGE)
+    if broken is not None:
+        return broken
     if fault.kind == "error_in_200":
         return _error_in_200(path, streaming)
     return _status_fault(fault.code, model, plain=fault.plain)
@@ -897,12 +803,7 @@ def _json_response(status: int, payload: JSON) -> Response:
 def _sse_response(
     events: Iterator[bytes], headers: list[tuple[str, str]] | None = None
 ) -> Response:
-    return Response(200, [*(headers or []), ("content-type", _SSE_TYPE)], stream=_aiter(events))
-
-
-async def _aiter(events: Iterator[bytes]) -> AsyncIterator[bytes]:
-    for event in events:
-        yield event
+    return Response(200, [*(headers or []), ("content-type", _SSE_TYPE)], stream=async_iter(events))
 
 
 def _dumps(payload: JSON) -> bytes:
@@ -917,20 +818,12 @@ def _event(name: str, payload: JSON) -> bytes:
     return f"event: {name}\n".encode() + _data(payload)
 
 
-def _limit_headers(state: LimitState) -> list[tuple[str, str]]:
-    headers: list[tuple[str, str]] = []
-    for name, dimension in (("requests", state.requests), ("tokens", state.tokens)):
-        if dimension is not None:
-            headers += _dimension_headers(name, dimension)
-    return headers
+def _limit_headers(state: LimitState) -> Headers:
+    return limit_headers(state, ("tokens",), _header, go_duration)
 
 
-def _dimension_headers(name: str, dimension: DimensionState) -> list[tuple[str, str]]:
-    return [
-        (f"x-ratelimit-limit-{name}", str(dimension.limit)),
-        (f"x-ratelimit-remaining-{name}", str(dimension.remaining)),
-        (f"x-ratelimit-reset-{name}", go_duration(dimension.reset_seconds)),
-    ]
+def _header(name: str, field: str) -> str:
+    return f"x-ratelimit-{field}-{name}"
 
 
 def _base_headers() -> list[tuple[str, str]]:
@@ -1105,13 +998,7 @@ def _pattern_guess(pattern: str, fallback: str) -> str:
 
 
 def _integer(schema: Mapping[str, JSON]) -> int:
-    low = _bound(schema, "minimum", "exclusiveMinimum", 1)
-    high = _bound(schema, "maximum", "exclusiveMaximum", -1)
-    value = 1
-    if low is not None:
-        value = max(value, math.ceil(low))
-    if high is not None:
-        value = min(value, math.floor(high))
+    value = int(_within(schema, 1, 1, whole=True))
     multiple = schema.get("multipleOf")
     if isinstance(multiple, int) and multiple > 0:
         value = math.ceil(value / multiple) * multiple
@@ -1119,14 +1006,19 @@ def _integer(schema: Mapping[str, JSON]) -> int:
 
 
 def _number_in(schema: Mapping[str, JSON]) -> float:
-    low = _bound(schema, "minimum", "exclusiveMinimum", 0.5)
-    high = _bound(schema, "maximum", "exclusiveMaximum", -0.5)
-    value = 1.5
+    return float(_within(schema, 1.5, 0.5, whole=False))
+
+
+def _within(schema: Mapping[str, JSON], start: float, step: float, *, whole: bool) -> float:
+    """``start`` moved inside the schema's bounds (rounded inwards first when ``whole``)."""
+    low = _bound(schema, "minimum", "exclusiveMinimum", step)
+    high = _bound(schema, "maximum", "exclusiveMaximum", -step)
+    value = start
     if low is not None:
-        value = max(value, low)
+        value = max(value, math.ceil(low) if whole else low)
     if high is not None:
-        value = min(value, high)
-    return float(value)
+        value = min(value, math.floor(high) if whole else high)
+    return value
 
 
 def _bound(schema: Mapping[str, JSON], inclusive: str, exclusive: str, step: float) -> float | None:
