@@ -101,7 +101,7 @@ def test_overloaded_529_is_not_failed_over_to_other_keys(fake: FakeProvider) -> 
     client = keyrouter.KeyRoutedAnthropic(
         keys=[GOOD, GOOD_2], base_url=fake.anthropic_base_url, max_retries=0
     )
-    with pytest.raises(anthropic.InternalServerError) as info:
+    with pytest.raises(anthropic.APIStatusError) as info:
         create(client)
     assert info.value.status_code == 529
     assert fake.stats(GOOD).requests + fake.stats(GOOD_2).requests == 1

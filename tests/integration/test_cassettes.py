@@ -101,6 +101,7 @@ def test_a_request_the_cassette_does_not_hold_fails_loudly() -> None:
 
 
 ROOT = CASSETTES.parent
+GEMINI_V1 = {"api_version": "v1"}  # recorded on /v1; google-genai 2.x defaults to /v1beta
 
 
 def test_anthropic_401_then_200_replays() -> None:
@@ -131,7 +132,7 @@ def test_anthropic_messages_stream_replays() -> None:
 
 def test_gemini_400_api_key_invalid_then_200_replays() -> None:
     bad, good = "AIzaSyReplayBad000000000000000000001", "AIzaSyReplayGood00000000000000000002"
-    client = keyrouter.KeyRoutedGenAIClient(keys=[bad, good])
+    client = keyrouter.KeyRoutedGenAIClient(keys=[bad, good], http_options=GEMINI_V1)
     path = ROOT / "gemini" / "failover_400_then_200.yaml"
     with replay.use_cassette(str(path)) as cassette:
         response = client.models.generate_content(model="gemini-2.5-flash", contents="Say hello")
@@ -142,7 +143,9 @@ def test_gemini_400_api_key_invalid_then_200_replays() -> None:
 
 
 def test_gemini_stream_replays() -> None:
-    client = keyrouter.KeyRoutedGenAIClient(keys=["AIzaSyReplayGood00000000000000000002"])
+    client = keyrouter.KeyRoutedGenAIClient(
+        keys=["AIzaSyReplayGood00000000000000000002"], http_options=GEMINI_V1
+    )
     with replay.use_cassette(str(ROOT / "gemini" / "generate_stream.yaml")) as cassette:
         chunks = list(
             client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi")

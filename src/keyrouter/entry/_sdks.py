@@ -69,9 +69,10 @@ def _genai_async_through_one_transport(kwargs: dict[str, Any]) -> None:
     transport: we give it one that keeps a transport per loop (see `per_loop_transport`).
     A user who chose an async client or transport keeps it.
     """
-    import httpx2
-
     from keyrouter.transports.per_loop import per_loop_transport
+
+    sdk = importlib.import_module("google.genai._api_client")
+    http = getattr(sdk, "httpx2", None) or sdk.httpx  # 3.x is built on httpx2, 2.x on httpx
 
     options = kwargs.get("http_options")
     chosen = (
@@ -84,7 +85,7 @@ def _genai_async_through_one_transport(kwargs: dict[str, Any]) -> None:
         return
     if "transport" in args or "mounts" in args:
         return
-    args["transport"] = per_loop_transport(httpx2, httpx2.AsyncHTTPTransport)
+    args["transport"] = per_loop_transport(http)
     if isinstance(options, dict) or options is None:
         kwargs["http_options"] = {**(options or {}), "async_client_args": args}
     else:

@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Callable
 from typing import Any
+
+from keyrouter.transports._flavor import package_of
 
 __all__ = ["per_loop_transport"]
 
 
-def per_loop_transport(package: Any, factory: Callable[[], Any]) -> Any:
-    """An instance of `package.AsyncBaseTransport` delegating to one `factory()` per loop."""
+def per_loop_transport(package: Any) -> Any:
+    """An instance of `package.AsyncBaseTransport` delegating to one inner transport per loop.
+
+    Each inner transport is an `AsyncHTTPTransport` of the package the requests come from
+    (google-genai 2.x sends httpx requests while it also imports httpx2).
+    """
 
     class PerLoopAsyncTransport(package.AsyncBaseTransport):  # type: ignore[misc]
         """Delegates each request to the running loop's own inner transport."""
@@ -30,16 +35,16 @@ def per_loop_transport(package: Any, factory: Callable[[], Any]) -> Any:
             )
             self._lock = threading.Lock()
 
-        def _for_running_loop(self) -> Any:
+        def _for_running_loop(self, request: Any) -> Any:
             loop = asyncio.get_running_loop()
             with self._lock:
                 inner = self._inner.get(loop)
                 if inner is None:
-                    inner = self._inner[loop] = factory()
+                    inner = self._inner[loop] = package_of(request).AsyncHTTPTransport()
             return inner
 
         async def handle_async_request(self, request: Any) -> Any:
-            return await self._for_running_loop().handle_async_request(request)
+            return await self._for_running_loop(request).handle_async_request(request)
 
         async def aclose(self) -> None:
             loop = asyncio.get_running_loop()
