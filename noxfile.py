@@ -16,9 +16,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def compat(session: nox.Session) -> None:
-    """The integration tests (real SDK, its own HTTP client, the fake provider, cassettes) on
-    the last httpx-based major, openai 2.x."""
-    session.install("-e", ".[test]", "openai>=2,<3", "httpx")
+    """The integration tests (real SDKs, their own HTTP clients, the fake provider, cassettes)
+    on the previous majors: openai 2.x (httpx), anthropic 0.x, google-genai 2.x."""
+    session.install("-e", ".[test]", "openai>=2,<3", "anthropic<1", "google-genai<3", "httpx")
     session.run("python", "-c", "import openai; assert openai.__version__.startswith('2.')")
     session.run("pytest", "tests/integration", *session.posargs)
 
