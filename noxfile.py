@@ -41,4 +41,4 @@ def bench(session: nox.Session) -> None:
     """Every benchmark, printed as tables (side by side, interleaved rounds)."""
     session.install("-e", ".[test]")
     for script in ("overhead", "capacity"):
-        session.run("python", f"benchmarks/{script}.py", *session.posargs)
+        session.run("python", "-m", f"benchmarks.{script}", *session.posargs)

@@ -1,11 +1,12 @@
 """Time per call: a keyrouter-patched `openai` client vs the plain SDK, side by side.
 
 The fake provider runs in its own process on loopback with no added latency (the hardest
-case for a ratio: nothing hides keyrouter's own cost). Each round runs every contender for
-`--calls` sequential calls, in an order that alternates between rounds; the table shows the
-median time per call over rounds and the ratio to the plain SDK.
+case for a ratio: nothing hides keyrouter's own cost). Contenders alternate call by call
+(plain, keyrouter, keyrouter, plain, ...), so drift in the machine's speed hits both alike;
+every round builds fresh clients (and connections). The table shows the median time per call
+over all rounds and the ratio to the plain SDK.
 
-    python benchmarks/overhead.py [--rounds 15] [--calls 200] [--keys 8 1000]
+    python -m benchmarks.overhead [--rounds 10] [--calls 200] [--keys 8 1000]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import openai
 
@@ -23,19 +25,18 @@ from benchmarks._fake_server import fake_server
 from keyrouter.cli._table import render_table
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
+PLAIN_KEY = "sk-bench-plain-00000000000000000000"  # known to the server, not in the pool
+WARM_UP = 20
 
 
 def sync_call(client: openai.OpenAI, stream: bool) -> Callable[[], None]:
-    if stream:
-
-        def call() -> None:
+    def call() -> None:
+        if stream:
             for _ in client.chat.completions.create(
                 model="gpt-4o-mini", messages=MESSAGES, stream=True
             ):
                 pass
-    else:
-
-        def call() -> None:
+        else:
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
     return call
@@ -54,68 +55,73 @@ def async_call(client: openai.AsyncOpenAI, stream: bool) -> Callable[[], Awaitab
     return call
 
 
-def time_sync(call: Callable[[], None], n: int) -> float:
-    started = time.perf_counter()
-    for _ in range(n):
-        call()
-    return (time.perf_counter() - started) / n
+def interleaved_sync(calls: dict[str, Callable[[], None]], n: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for i in range(n):
+        for name in names if i % 2 == 0 else names[::-1]:
+            started = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - started)
+    return times
 
 
-def time_async(
-    loop: asyncio.AbstractEventLoop, call: Callable[[], Awaitable[None]], n: int
-) -> float:
-    async def run() -> float:
-        started = time.perf_counter()
-        for _ in range(n):
-            await call()
-        return (time.perf_counter() - started) / n
+async def interleaved_async(
+    calls: dict[str, Callable[[], Awaitable[None]]], n: int
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for i in range(n):
+        for name in names if i % 2 == 0 else names[::-1]:
+            started = time.perf_counter()
+            await calls[name]()
+            times[name].append(time.perf_counter() - started)
+    return times
 
-    return loop.run_until_complete(run())
 
-
-def runner(
-    mode: str,
-    stream: bool,
-    sync_client: openai.OpenAI,
-    async_client: openai.AsyncOpenAI,
-    loop: asyncio.AbstractEventLoop,
-    calls: int,
-) -> Callable[[], float]:
-    """A function timing `calls` sequential calls of one kind on one client."""
+def one_round(
+    base_url: str, mode: str, stream: bool, calls: int, loop: asyncio.AbstractEventLoop
+) -> dict[str, list[float]]:
+    """Fresh clients; warm up; then `calls` alternating calls per contender."""
     if mode == "sync":
-        call = sync_call(sync_client, stream)
-        return lambda: time_sync(call, calls)
-    acall = async_call(async_client, stream)
-    return lambda: time_async(loop, acall, calls)
+        sync_clients: dict[str, Any] = {
+            # An explicit key that is not a pool key: the SDK, untouched by keyrouter.
+            "plain": openai.OpenAI(api_key=PLAIN_KEY, base_url=base_url),
+            "keyrouter": openai.OpenAI(base_url=base_url),
+        }
+        funcs = {name: sync_call(c, stream) for name, c in sync_clients.items()}
+        interleaved_sync(funcs, WARM_UP)
+        result = interleaved_sync(funcs, calls)
+        for client in sync_clients.values():
+            client.close()
+        return result
+    async_clients: dict[str, Any] = {
+        "plain": openai.AsyncOpenAI(api_key=PLAIN_KEY, base_url=base_url),
+        "keyrouter": openai.AsyncOpenAI(base_url=base_url),
+    }
+    afuncs = {name: async_call(c, stream) for name, c in async_clients.items()}
+    loop.run_until_complete(interleaved_async(afuncs, WARM_UP))
+    result = loop.run_until_complete(interleaved_async(afuncs, calls))
+    for client in async_clients.values():
+        loop.run_until_complete(client.close())
+    return result
 
 
 def bench(pool_size: int, args: argparse.Namespace) -> list[list[object]]:
     keys = [f"sk-bench-{i:06d}-000000000000000000" for i in range(pool_size)]
-    rows = []
-    with fake_server(keys) as base_url:
+    rows: list[list[object]] = []
+    with fake_server([*keys, PLAIN_KEY]) as base_url:
         loop = asyncio.new_event_loop()
-        plain_sync = openai.OpenAI(api_key=keys[0], base_url=base_url, max_retries=0)
-        plain_async = openai.AsyncOpenAI(api_key=keys[0], base_url=base_url, max_retries=0)
         keyrouter.patch(openai=keys)
-        routed_sync = openai.OpenAI(base_url=base_url, max_retries=0)
-        routed_async = openai.AsyncOpenAI(base_url=base_url, max_retries=0)
         try:
             for mode in ("sync", "async"):
                 for stream in (False, True):
-                    contenders = {
-                        "plain": runner(mode, stream, plain_sync, plain_async, loop, args.calls),
-                        "keyrouter": runner(
-                            mode, stream, routed_sync, routed_async, loop, args.calls
-                        ),
-                    }
-                    for run in contenders.values():  # warm up connections and caches
-                        run()
-                    samples: dict[str, list[float]] = {name: [] for name in contenders}
-                    names = list(contenders)
-                    for round_index in range(args.rounds):
-                        order = names if round_index % 2 == 0 else names[::-1]
-                        for name in order:
-                            samples[name].append(contenders[name]())
+                    samples: dict[str, list[float]] = {"plain": [], "keyrouter": []}
+                    for _ in range(args.rounds):
+                        for name, times in one_round(
+                            base_url, mode, stream, args.calls, loop
+                        ).items():
+                            samples[name].extend(times)
                     plain = statistics.median(samples["plain"])
                     routed = statistics.median(samples["keyrouter"])
                     rows.append(
@@ -130,22 +136,20 @@ def bench(pool_size: int, args: argparse.Namespace) -> list[list[object]]:
                     )
         finally:
             keyrouter.unpatch()
-            loop.run_until_complete(plain_async.close())
-            loop.run_until_complete(routed_async.close())
             loop.close()
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--keys", type=int, nargs="+", default=[8, 1000])
     args = parser.parse_args()
     rows = [row for size in args.keys for row in bench(size, args)]
     print(
-        f"\nmedian time per call over {args.rounds} interleaved rounds of {args.calls} calls; "
-        "fake provider in its own process, no added latency\n"
+        f"\nmedian time per call over {args.rounds} rounds x {args.calls} calls per contender, "
+        "alternating call by call; fake provider in its own process, no added latency\n"
     )
     print(render_table(["mode", "keys", "plain SDK", "keyrouter", "ratio", "added"], rows))
 

@@ -123,3 +123,38 @@ def test_on_event_reports_a_key_going_invalid_and_can_be_removed() -> None:
     assert len(changes) == 1
     assert changes[0].key == keyrouter.Key(OTHER).label
     assert changes[0].new is keyrouter.KeyState.INVALID
+
+
+def test_azure_clients_are_never_given_openai_pool_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-0000000000000000000000")
+    keyrouter.patch(openai=[GOOD])
+    for client in (
+        openai.AzureOpenAI(azure_endpoint="https://res.openai.azure.com", api_version="2024-10-21"),
+        openai.AsyncAzureOpenAI(
+            azure_endpoint="https://res.openai.azure.com", api_version="2024-10-21"
+        ),
+    ):
+        binding = bindings_for("openai")[0]
+        assert all(installed_route(t) is None for t, _ in client_transports(client, binding))
+
+
+def test_clients_with_their_own_kind_of_credential_are_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import anthropic
+    from google import genai
+
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "oauth-token-000000000000000000000")
+    keyrouter.patch()
+    oauth = anthropic.Anthropic()
+    (binding,) = [b for b in bindings_for("anthropic") if b.is_async is False]
+    assert all(installed_route(t) is None for t, _ in client_transports(oauth, binding))
+    assert oauth.auth_token == "oauth-token-000000000000000000000"
+
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    keyrouter.patch(gemini=["AIzaSyPatchGood0000000000000000000001"])
+    vertex = genai.Client(api_key="AIzaSyVertexExpress000000000000000002")
+    (gemini_binding,) = bindings_for("gemini")
+    assert all(
+        installed_route(t) is None for t, _ in client_transports(vertex._api_client, gemini_binding)
+    )

@@ -93,3 +93,18 @@ def test_vertex_or_explicit_keys_are_left_alone(fake: FakeProvider) -> None:
     client.models.generate_content(model=MODEL, contents="hi")
     assert fake.stats(GOOD_2).count(200) == 1
     assert fake.stats(GOOD).requests == 0
+
+
+def test_repeated_asyncio_run_does_not_keep_closed_loops_connections(fake: FakeProvider) -> None:
+    import asyncio
+
+    client = keyrouter.KeyRoutedGenAIClient(keys=[GOOD], http_options=options(fake))
+
+    async def one() -> None:
+        await client.aio.models.generate_content(model=MODEL, contents="hi")
+
+    for _ in range(4):
+        asyncio.run(one())
+    transport = client._api_client._async_httpx_client._transport
+    assert len(transport._inner) <= 1
+    assert fake.stats(GOOD).count(200) == 4

@@ -53,6 +53,13 @@ SYNC_CALLS: dict[str, Callable[[openai.OpenAI], Any]] = {
 }
 
 
+async def _raw_parse(client: openai.AsyncOpenAI) -> Any:
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    )
+    return raw.parse()
+
+
 async def _alist(stream: Any) -> list[Any]:
     return [item async for item in await stream]
 
@@ -70,6 +77,7 @@ ASYNC_CALLS: dict[str, Callable[[openai.AsyncOpenAI], Any]] = {
     "parse": lambda c: c.chat.completions.parse(
         model="gpt-4o-mini", messages=MESSAGES, response_format=Weather
     ),
+    "raw_response": lambda c: _raw_parse(c),
     "embeddings": lambda c: c.embeddings.create(model="text-embedding-3-small", input="hello"),
     "responses": lambda c: c.responses.create(model="gpt-4o-mini", input="Say hello"),
     "responses_stream": lambda c: _alist(

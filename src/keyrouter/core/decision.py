@@ -21,6 +21,8 @@ class Refusal:
     retry_at: float | None = None
     permanent: bool = False
     """The key will never serve again (invalid, disabled)."""
+    for_this_request: bool = False
+    """Refused for this request's size only (a smaller request may fit now)."""
 
 
 class Lease(NamedTuple):

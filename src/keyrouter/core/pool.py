@@ -31,6 +31,7 @@ __all__ = ["DimensionSnapshot", "KeyPool", "KeySnapshot"]
 
 _AWAITING_PROBE = "waiting for the scope's first answer to learn its limits"
 _PROBE_RECHECK = 0.05
+_PARK_SLACK = 2e-6
 _MIN_REFRESH_INTERVAL = 256
 _EXPLAIN_ALL = 64
 """Pools up to this size list every key that is out in each decision; larger ones only
@@ -165,6 +166,7 @@ class KeyPool:
         self._wake_parked(now)
         refused: list[Refusal] = []
         set_aside: list[int] = []
+        sooner = math.inf
         probing = False
         best: int | None = None
         ready, versions = self._ready, self._versions
@@ -185,24 +187,30 @@ class KeyPool:
                 break
             heapq.heappop(ready)
             refused.append(refusal)
+            if refusal.for_this_request:
+                # Short for this request's size only: a smaller request may fit, so the key
+                # stays in the index and only this decision counts its recovery.
+                set_aside.append(index)
+                if refusal.retry_at is not None:
+                    sooner = min(sooner, refusal.retry_at)
+                continue
             self._out[index] = refusal
             if refusal.reason is _AWAITING_PROBE:
                 probing = True
                 self._park(index, now + _PROBE_RECHECK)
             elif refusal.retry_at is not None:
                 self._park(index, refusal.retry_at)
-            elif refusal.permanent:
-                versions[index] += 1  # out of the index until the next rebuild
             else:
-                set_aside.append(index)  # too big for this request only
+                versions[index] += 1  # permanent: out of the index until the next rebuild
         for index in set_aside:
-            self._out.pop(index, None)
             self._push_ready(index, now)
-        if len(self.keys) <= _EXPLAIN_ALL and len(refused) < len(self._out):
+        if self._out and len(self.keys) <= _EXPLAIN_ALL:
             # Small pools: also say why the keys already out of the index were not examined.
             examined = {r.key for r in refused}
             refused.extend(r for r in self._out.values() if r.key not in examined)
-        return best, tuple(refused), self._earliest_parked(), probing
+        parked = self._earliest_parked()
+        earliest = min(sooner, parked if parked is not None else math.inf)
+        return best, tuple(refused), (earliest if math.isfinite(earliest) else None), probing
 
     # -- the index ----------------------------------------------------------------------
 
@@ -220,7 +228,9 @@ class KeyPool:
 
     def _wake_parked(self, now: float) -> None:
         parked, versions = self._parked, self._versions
-        while parked and parked[0][0] <= now:
+        # Predicted recoveries are padded by a microsecond (see `Dimension.seconds_until`): wake
+        # a key that close to its time and let the fresh check decide.
+        while parked and parked[0][0] <= now + _PARK_SLACK:
             _, index, version = heapq.heappop(parked)
             if version == versions[index]:
                 self._push_ready(index, now)
@@ -274,9 +284,13 @@ class KeyPool:
             return Refusal(key.label, _AWAITING_PROBE)
         if wait > 0:
             short = _short_dimension(scope, demand, now)
+            # Every request costs one request; other dimensions depend on the request's size.
+            sized = short != "requests"
             if math.isfinite(wait):
-                return Refusal(key.label, f"predicted short of {short} for {wait:.2f}s", now + wait)
-            return Refusal(key.label, f"request exceeds the scope's {short} limit")
+                reason = f"predicted short of {short} for {wait:.2f}s"
+                return Refusal(key.label, reason, now + wait, for_this_request=sized)
+            reason = f"request exceeds the scope's {short} limit"
+            return Refusal(key.label, reason, for_this_request=True)
         return None
 
     def _check_state(self, index: int, now: float) -> Refusal | None:

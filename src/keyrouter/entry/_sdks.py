@@ -42,6 +42,13 @@ class SdkBinding:
     identity, Vertex AI): such a client is left alone."""
     prepare: Callable[[dict[str, Any]], None] | None = None
     """Adjusts the constructor's keyword arguments of a client that will be routed."""
+    foreign_env: tuple[str, ...] = ()
+    """Environment variables through which the SDK finds another kind of credential (an OAuth
+    token, a profile): with no key given and no global pool, such a client is left alone."""
+    vertex_env: str | None = None
+    """google-genai: set to true, the client talks to Vertex AI, never to be given pool keys."""
+    skipped_subclasses: tuple[str, ...] = ()
+    """Subclasses with another wire format (Azure OpenAI): never routed as this binding."""
 
     def load(self) -> type[Any] | None:
         """The client class, or None if the SDK is not installed."""
@@ -96,6 +103,9 @@ _OPENAI_FOREIGN = ("workload_identity", "provider")
 _ANTHROPIC_FOREIGN = ("auth_token", "credentials", "config", "profile")
 _GEMINI_FOREIGN = ("credentials", "vertexai")
 
+_AZURE = ("AzureOpenAI", "AsyncAzureOpenAI")
+_ANTHROPIC_FOREIGN_ENV = ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE")
+
 BINDINGS: tuple[SdkBinding, ...] = (
     SdkBinding(
         "openai",
@@ -105,6 +115,7 @@ BINDINGS: tuple[SdkBinding, ...] = (
         ("OPENAI_API_KEY",),
         _wire("openai"),
         foreign_credentials=_OPENAI_FOREIGN,
+        skipped_subclasses=_AZURE,
     ),
     SdkBinding(
         "openai",
@@ -114,6 +125,7 @@ BINDINGS: tuple[SdkBinding, ...] = (
         ("OPENAI_API_KEY",),
         _wire("openai"),
         foreign_credentials=_OPENAI_FOREIGN,
+        skipped_subclasses=_AZURE,
     ),
     SdkBinding(
         "anthropic",
@@ -123,6 +135,7 @@ BINDINGS: tuple[SdkBinding, ...] = (
         ("ANTHROPIC_API_KEY",),
         _wire("anthropic"),
         foreign_credentials=_ANTHROPIC_FOREIGN,
+        foreign_env=_ANTHROPIC_FOREIGN_ENV,
     ),
     SdkBinding(
         "anthropic",
@@ -132,6 +145,7 @@ BINDINGS: tuple[SdkBinding, ...] = (
         ("ANTHROPIC_API_KEY",),
         _wire("anthropic"),
         foreign_credentials=_ANTHROPIC_FOREIGN,
+        foreign_env=_ANTHROPIC_FOREIGN_ENV,
     ),
     SdkBinding(
         "gemini",
@@ -142,6 +156,7 @@ BINDINGS: tuple[SdkBinding, ...] = (
         _wire("gemini"),
         foreign_credentials=_GEMINI_FOREIGN,
         prepare=_genai_async_through_one_transport,
+        vertex_env="GOOGLE_GENAI_USE_VERTEXAI",
     ),
 )
 

@@ -95,21 +95,25 @@ def is_patched() -> bool:
 
 def _init_wrapper(binding: SdkBinding) -> Any:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if getattr(type(instance), "_keyrouter_routed", False):
-            return wrapped(*args, **kwargs)  # a KeyRouted* client installs its own route
+        if getattr(type(instance), "_keyrouter_routed", False) or _skipped(binding, instance):
+            return wrapped(*args, **kwargs)  # routes itself, or speaks another wire format
         routable = _prepare_credential(binding, kwargs)
         if routable is not None and binding.prepare is not None:
             binding.prepare(kwargs)
         result = wrapped(*args, **kwargs)
-        if routable is not None:
+        if routable:
             attach(instance, binding, routable=routable, settings=_settings)
         return result
 
     return wrapper
 
 
+def _skipped(binding: SdkBinding, instance: Any) -> bool:
+    return any(cls.__name__ in binding.skipped_subclasses for cls in type(instance).__mro__)
+
+
 def _prepare_credential(binding: SdkBinding, kwargs: dict[str, Any]) -> frozenset[str] | None:
-    """Which credentials of this client mean "use the pool" (None: leave the client alone).
+    """Which credentials of this client mean "use the pool" (None or empty: leave it alone).
 
     No key given: the pool supplies it (the SDK gets a placeholder unless an ambient key from
     the environment is there for when no pool is in force). A pool key given: routed. Any
@@ -117,10 +121,15 @@ def _prepare_credential(binding: SdkBinding, kwargs: dict[str, Any]) -> frozense
     """
     if any(kwargs.get(name) for name in binding.foreign_credentials):
         return None  # OAuth, workload identity, Vertex AI...: not ours to replace
+    if binding.vertex_env and os.environ.get(binding.vertex_env, "").lower() in ("1", "true"):
+        return None  # Vertex AI chosen through the environment: Gemini keys never go there
     explicit = kwargs.get(binding.key_kwarg)
     if explicit is None:
+        no_pool = global_pool(binding.provider) is None
+        if no_pool and any(os.environ.get(name) for name in binding.foreign_env):
+            return None  # the SDK will find an OAuth token or profile of the user's own
         ambient = next((v for name in binding.env_vars if (v := os.environ.get(name))), None)
-        if ambient and global_pool(binding.provider) is None:
+        if ambient and no_pool:
             return frozenset({ambient, PLACEHOLDER_CREDENTIAL})
         kwargs[binding.key_kwarg] = PLACEHOLDER_CREDENTIAL
         return frozenset({PLACEHOLDER_CREDENTIAL})
