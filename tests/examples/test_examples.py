@@ -17,17 +17,17 @@ EXPECTED = {
 }
 
 
+def run_python(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run our interpreter as a user would, without any provider key from this environment."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_KEYS"))}
+    return subprocess.run(  # noqa: S603 - our own interpreter and files
+        [sys.executable, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs(name: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    result = subprocess.run(  # noqa: S603 - our own interpreter and example file
-        [sys.executable, str(EXAMPLES / name)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    result = run_python(str(EXAMPLES / name))
     assert result.returncode == 0, result.stderr[-2000:]
     assert EXPECTED[name] in result.stdout
 
@@ -37,15 +37,7 @@ def test_every_example_is_tested() -> None:
 
 
 def test_the_demo_serves_every_call() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "keyrouter", "demo", "--calls", "120"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    result = run_python("-m", "keyrouter", "demo", "--calls", "120")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "120/120 calls succeeded" in result.stdout
     assert "errors surfaced to the caller: 0" in result.stdout

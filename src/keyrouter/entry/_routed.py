@@ -16,7 +16,7 @@ from keyrouter.errors import ConfigError
 from keyrouter.transports import RouteSettings, installed_route
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
 
-__all__ = ["KeyRouted", "route_own_pool"]
+__all__ = ["KeyRouted", "StainlessUserAgent", "route_own_pool"]
 
 
 def _binding(provider: str, is_async: bool | None) -> SdkBinding:
@@ -52,13 +52,12 @@ def route_own_pool(
 
 
 class KeyRouted:
-    """Mixin for openai/anthropic clients: `keys` and routing settings on the constructor."""
+    """Mixin for SDK client classes: `keys` and routing settings on the constructor."""
 
     _keyrouter_routed = True
     _keyrouter_provider = ""
-    _keyrouter_async = False
-    _sdk_class_name = ""
-    _version: str
+    _keyrouter_async: bool | None = False
+    """None: the client has both a sync and an async HTTP client (google-genai)."""
 
     def __init__(
         self,
@@ -70,9 +69,10 @@ class KeyRouted:
         **kwargs: Any,
     ) -> None:
         kwargs["api_key"] = PLACEHOLDER_CREDENTIAL
+        self._keyrouter_prepare(kwargs)
         super().__init__(**kwargs)
         self.key_pool: KeyPool = route_own_pool(
-            self,
+            self._keyrouter_http_owner(),
             self._keyrouter_provider,
             self._keyrouter_async,
             keys,
@@ -80,6 +80,20 @@ class KeyRouted:
             RouteSettings(max_attempts, max_wait),
         )
         """This client's pool: `client.key_pool.snapshot()` shows what it learned."""
+
+    def _keyrouter_prepare(self, kwargs: dict[str, Any]) -> None:
+        """Adjust the SDK constructor's arguments (nothing to do for most SDKs)."""
+
+    def _keyrouter_http_owner(self) -> Any:
+        """The object holding the SDK's HTTP client(s)."""
+        return self
+
+
+class StainlessUserAgent:
+    """openai and anthropic name the client class in User-Agent: keep the SDK's own name."""
+
+    _sdk_class_name = ""
+    _version: str
 
     @property
     def user_agent(self) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "client_base_path",
     "client_host",
     "client_transports",
+    "genai_async_through_one_transport",
 ]
 
 
@@ -68,7 +69,7 @@ def _wire(module: str) -> Callable[[], Wire]:
     return load
 
 
-def _genai_async_through_one_transport(kwargs: dict[str, Any]) -> None:
+def genai_async_through_one_transport(kwargs: dict[str, Any]) -> None:
     """Make google-genai send async requests through one transport keyrouter can route.
 
     Left to itself the SDK uses aiohttp when installed, or builds an httpx client per event
@@ -155,7 +156,7 @@ BINDINGS: tuple[SdkBinding, ...] = (
         ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
         _wire("gemini"),
         foreign_credentials=_GEMINI_FOREIGN,
-        prepare=_genai_async_through_one_transport,
+        prepare=genai_async_through_one_transport,
         vertex_env="GOOGLE_GENAI_USE_VERTEXAI",
     ),
 )

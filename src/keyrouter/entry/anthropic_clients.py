@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import anthropic
 
-from keyrouter.entry._routed import KeyRouted
+from keyrouter.entry._routed import KeyRouted, StainlessUserAgent
 
 __all__ = ["KeyRoutedAnthropic", "KeyRoutedAsyncAnthropic"]
 
 
-class KeyRoutedAnthropic(KeyRouted, anthropic.Anthropic):
+class KeyRoutedAnthropic(KeyRouted, StainlessUserAgent, anthropic.Anthropic):
     """`anthropic.Anthropic` whose every request is spread over `keys` with failover."""
 
     _keyrouter_provider = "anthropic"
     _sdk_class_name = "Anthropic"
 
 
-class KeyRoutedAsyncAnthropic(KeyRouted, anthropic.AsyncAnthropic):
+class KeyRoutedAsyncAnthropic(KeyRouted, StainlessUserAgent, anthropic.AsyncAnthropic):
     """`anthropic.AsyncAnthropic` whose every request is spread over `keys` with failover."""
 
     _keyrouter_provider = "anthropic"

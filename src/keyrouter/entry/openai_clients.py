@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import openai
 
-from keyrouter.entry._routed import KeyRouted
+from keyrouter.entry._routed import KeyRouted, StainlessUserAgent
 
 __all__ = ["KeyRoutedAsyncOpenAI", "KeyRoutedOpenAI"]
 
 
-class KeyRoutedOpenAI(KeyRouted, openai.OpenAI):
+class KeyRoutedOpenAI(KeyRouted, StainlessUserAgent, openai.OpenAI):
     """`openai.OpenAI` whose every request is spread over `keys` with failover."""
 
     _keyrouter_provider = "openai"
     _sdk_class_name = "OpenAI"
 
 
-class KeyRoutedAsyncOpenAI(KeyRouted, openai.AsyncOpenAI):
+class KeyRoutedAsyncOpenAI(KeyRouted, StainlessUserAgent, openai.AsyncOpenAI):
     """`openai.AsyncOpenAI` whose every request is spread over `keys` with failover."""
 
     _keyrouter_provider = "openai"
