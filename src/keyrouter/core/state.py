@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from keyrouter.core.events import Listeners
@@ -18,6 +20,7 @@ from keyrouter.core.quota import Capacity, ScopeQuota
 __all__ = ["KeyRecord", "KeyStats", "ScopeRecord", "StateBook"]
 
 _FAILURE_RATE_WEIGHT = 0.1
+_MAX_PINS = 100_000
 
 
 @dataclass(slots=True)
@@ -62,6 +65,7 @@ class StateBook:
         self.listeners = Listeners()
         self.generation = 0
         """Bumped by `reset`, so pools know to rebuild their selection index."""
+        self._pins: OrderedDict[str, str] = OrderedDict()
         self._seq = itertools.count(1)
 
     def next_seq(self) -> int:
@@ -79,9 +83,23 @@ class StateBook:
             record = self.scopes[scope_id] = ScopeRecord()
         return record
 
+    def pin(self, resource: str, scope_id: str) -> None:
+        """Remember that `resource` (a file, batch, stored response...) belongs to a scope."""
+        with self.lock:
+            self._pins[resource] = scope_id
+            self._pins.move_to_end(resource)
+            while len(self._pins) > _MAX_PINS:
+                self._pins.popitem(last=False)
+
+    def pinned_scope(self, resources: Iterable[str]) -> str | None:
+        """The scope owning the first of `resources` keyrouter saw created, if any."""
+        with self.lock:
+            return next((self._pins[r] for r in resources if r in self._pins), None)
+
     def reset(self) -> None:
         """Forget everything learned (tests; a fresh start after rotating every key)."""
         with self.lock:
             self.keys.clear()
             self.scopes.clear()
+            self._pins.clear()
             self.generation += 1

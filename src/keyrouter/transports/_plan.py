@@ -17,6 +17,7 @@ from keyrouter.core.decision import Decision, Lease
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.quota import Demand
+from keyrouter.providers._resources import created_resource
 from keyrouter.transports.route import Route
 
 __all__ = ["Plan", "Sleep"]
@@ -73,6 +74,8 @@ class Plan:
         self.tried: list[tuple[str, str]] = []
         self.last_decision: Decision | None = None
         self.last_kind: OutcomeKind | None = None
+        self.creates_resource = False
+        """The answer may describe a new stateful resource (see `learn_resource`)."""
         self._excluded: set[str] = set()
         self._ticket: int | None = None
 
@@ -118,6 +121,19 @@ class Plan:
             return True
         self._note_failure(lease, outcome)
         return False
+
+    def pin_to_owner(self, resources: list[str]) -> None:
+        """A request naming a stateful resource goes only to keys of the scope that owns it."""
+        scope = self.pool.book.pinned_scope(resources)
+        if scope is None or not any(k.scope_id == scope for k in self.pool.keys):
+            return  # not created through keyrouter, or its scope is not in this pool
+        self._excluded.update(k.id for k in self.pool.keys if k.scope_id != scope)
+
+    def learn_resource(self, lease: Lease, body: bytes) -> None:
+        """The answer created a stateful resource: remember whose it is."""
+        resource = created_resource(body)
+        if resource is not None:
+            self.pool.book.pin(resource, lease.scope_id)
 
     def record_error(self, lease: Lease, error: BaseException) -> None:
         """A connection error or timeout: the key's circuit breaker counts it."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keyrouter.core.decision import Lease
+from keyrouter.providers._resources import creates_resource, named_resources
 from keyrouter.transports._aim import aim
 from keyrouter.transports._flavor import (
     error_cap,
@@ -53,8 +54,13 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Wak
         # An ambient key the SDK found by itself serves when no pool is in force.
         credential = route.wire.credential(request.headers)
         return _NO_POOL if credential in (None, PLACEHOLDER_CREDENTIAL) else None
-    demand = route.wire.estimate_demand(request.method, request.url.path, body)
+    path = request.url.path
+    demand = route.wire.estimate_demand(request.method, path, body)
     plan = Plan(route, pool, demand, _read_timeout(request), waker)
+    resources = named_resources(path, body)
+    if resources:
+        plan.pin_to_owner(resources)
+    plan.creates_resource = creates_resource(request.method, path)
     if not replayable:
         plan.max_attempts = 1
     return plan
@@ -155,6 +161,8 @@ class SyncInterceptor(_Interceptor):
                 error_body = _read_error_sync(response) if status >= 400 else b""
                 if plan.record_response(step, status, _plain(response.headers), error_body):
                     _close_sync(last)
+                    if plan.creates_resource and status < 300 and _is_json(response):
+                        plan.learn_resource(step, response.read())
                     return response
                 _close_sync(last)
                 last, last_body, last_error = response, error_body, None
@@ -209,6 +217,8 @@ class AsyncInterceptor(_Interceptor):
                 error_body = await _read_error_async(response) if status >= 400 else b""
                 if plan.record_response(step, status, _plain(response.headers), error_body):
                     await _close_async(last)
+                    if plan.creates_resource and status < 300 and _is_json(response):
+                        plan.learn_resource(step, await response.aread())
                     return response
                 await _close_async(last)
                 last, last_body, last_error = response, error_body, None
@@ -234,6 +244,11 @@ class _AttemptFailedError(Exception):
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _is_json(response: Any) -> bool:
+    """A JSON answer (not a stream, not a download): safe and cheap to read in full."""
+    return str(response.headers.get("content-type", "")).startswith("application/json")
 
 
 def _plain(headers: Any) -> dict[str, str]:
