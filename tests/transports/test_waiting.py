@@ -76,7 +76,7 @@ async def test_async_waiting_does_not_block_the_event_loop() -> None:
     tick_task = asyncio.create_task(ticker())
     await client.chat.completions.create(model="m", messages=[])
     tick_task.cancel()
-    assert ticks >= 10
+    assert ticks >= 3, "the loop kept running while the call waited"
 
 
 def in_flight() -> int:
@@ -139,26 +139,26 @@ def test_threads_waiting_on_one_key_are_served_in_arrival_order() -> None:
     """FIFO: with one request of capacity per refill, waiters are served as they came."""
     order: list[int] = []
     lock = threading.Lock()
-    remaining = {"n": 1}
 
     def answer(request: httpx2.Request) -> httpx2.Response:
+        caller = int(request.headers.get("x-caller", "-1"))
         with lock:
-            remaining["n"] -= 1
-            left = max(0, remaining["n"])
-            order.append(int(request.headers.get("x-caller", "-1")))
+            order.append(caller)
+        # The first answer empties the bucket for half a second, so every caller queues.
+        reset = "500ms" if caller < 0 else "50ms"
         return httpx2.Response(
             200,
             json=COMPLETION,
             headers={
                 "x-ratelimit-limit-requests": "1",
-                "x-ratelimit-remaining-requests": str(left),
-                "x-ratelimit-reset-requests": "50ms",
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": reset,
             },
         )
 
     mock = MockOpenAI({KEY: answer})
     client = keyrouter.KeyRoutedOpenAI(keys=[KEY], http_client=mock.client(), max_retries=0)
-    chat(client)  # learn the limit: 1 request per 50 ms
+    chat(client)
     order.clear()
     threads = []
     for caller in range(5):
@@ -169,8 +169,10 @@ def test_threads_waiting_on_one_key_are_served_in_arrival_order() -> None:
         )
         thread.start()
         threads.append(thread)
-        time.sleep(0.01)
+        for _ in range(200):  # until this caller has joined the queue (bounded: 2 s)
+            if len(client.key_pool._waiters) == caller + 1:
+                break
+            time.sleep(0.01)
     for thread in threads:
         thread.join(timeout=10)
-    assert order == sorted(order)
-    assert len(order) == 5
+    assert order == [0, 1, 2, 3, 4]
