@@ -16,7 +16,7 @@ from keyrouter._snapshot import snapshot
 from keyrouter.core.decision import Decision, Refusal
 from keyrouter.core.events import CapacityChanged, Event, KeyStateChanged
 from keyrouter.core.health import KeyState
-from keyrouter.core.keys import Key
+from keyrouter.core.keys import Key, azure_key
 from keyrouter.core.pool import KeySnapshot
 from keyrouter.core.quota import Capacity
 from keyrouter.entry.patching import patch, unpatch
@@ -25,6 +25,7 @@ from keyrouter.errors import ConfigError, KeyFormatError, KeyrouterError
 
 if TYPE_CHECKING:
     from keyrouter.entry.anthropic_clients import KeyRoutedAnthropic, KeyRoutedAsyncAnthropic
+    from keyrouter.entry.azure_clients import KeyRoutedAsyncAzureOpenAI, KeyRoutedAzureOpenAI
     from keyrouter.entry.gemini_client import KeyRoutedGenAIClient
     from keyrouter.entry.openai_clients import KeyRoutedAsyncOpenAI, KeyRoutedOpenAI
 
@@ -38,7 +39,9 @@ __all__ = [
     "KeyFormatError",
     "KeyRoutedAnthropic",
     "KeyRoutedAsyncAnthropic",
+    "KeyRoutedAsyncAzureOpenAI",
     "KeyRoutedAsyncOpenAI",
+    "KeyRoutedAzureOpenAI",
     "KeyRoutedGenAIClient",
     "KeyRoutedOpenAI",
     "KeySnapshot",
@@ -46,6 +49,7 @@ __all__ = [
     "KeyStateChanged",
     "KeyrouterError",
     "Refusal",
+    "azure_key",
     "on_event",
     "patch",
     "pool",
@@ -61,6 +65,8 @@ _LAZY = {
     "KeyRoutedAnthropic": "keyrouter.entry.anthropic_clients",
     "KeyRoutedAsyncAnthropic": "keyrouter.entry.anthropic_clients",
     "KeyRoutedGenAIClient": "keyrouter.entry.gemini_client",
+    "KeyRoutedAzureOpenAI": "keyrouter.entry.azure_clients",
+    "KeyRoutedAsyncAzureOpenAI": "keyrouter.entry.azure_clients",
 }
 
 

@@ -148,3 +148,12 @@ def test_a_scope_that_sends_headers_ignores_the_headerless_rules() -> None:
     quota.note_headerless_rate_limit(1.0)
     assert not quota.throttled
     assert quota.dimensions["requests"].limit == 10
+
+
+def test_remaining_without_a_limit_still_refills() -> None:
+    """Azure sends x-ratelimit-remaining-* only: the estimate must not stall at zero."""
+    dim = Dimension()
+    dim.observe(LimitObservation("requests", None, 30, None, 0.0), unsettled=0, now=0.0)
+    dim.observe(LimitObservation("requests", None, 0, None, 1.0), unsettled=0, now=1.0)
+    assert dim.limit == 30
+    assert dim.seconds_until(1, 1.0) == pytest.approx(2.0, rel=0.01)

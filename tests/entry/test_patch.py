@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx2
 import openai
 import pytest
 import wrapt
@@ -9,7 +10,7 @@ import wrapt
 import keyrouter
 from keyrouter.entry._sdks import bindings_for, client_transports
 from keyrouter.transports import installed_route
-from tests.transports.mock_openai import MockOpenAI, chat, ok
+from tests.transports.mock_openai import COMPLETION, MockOpenAI, chat, ok
 
 GOOD = "sk-good-000000000000000000000001"
 OTHER = "sk-other-00000000000000000000002"
@@ -126,16 +127,22 @@ def test_on_event_reports_a_key_going_invalid_and_can_be_removed() -> None:
 
 
 def test_azure_clients_are_never_given_openai_pool_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-0000000000000000000000")
+    ambient = "azure-key-0000000000000000000000"
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", ambient)
+    seen: list[tuple[str | None, str | None]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append((request.headers.get("api-key"), request.headers.get("authorization")))
+        return httpx2.Response(200, json=COMPLETION)
+
     keyrouter.patch(openai=[GOOD])
-    for client in (
-        openai.AzureOpenAI(azure_endpoint="https://res.openai.azure.com", api_version="2024-10-21"),
-        openai.AsyncAzureOpenAI(
-            azure_endpoint="https://res.openai.azure.com", api_version="2024-10-21"
-        ),
-    ):
-        binding = bindings_for("openai")[0]
-        assert all(installed_route(t) is None for t, _ in client_transports(client, binding))
+    client = openai.AzureOpenAI(
+        azure_endpoint="https://res.openai.azure.com",
+        api_version="2024-10-21",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
+    )
+    chat(client)
+    assert seen == [(ambient, None)]
 
 
 def test_clients_with_their_own_kind_of_credential_are_left_alone(

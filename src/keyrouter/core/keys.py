@@ -12,7 +12,7 @@ from typing import Final
 
 from keyrouter.errors import KeyFormatError
 
-__all__ = ["Key", "KeyLike", "fingerprint", "key_id", "normalize_keys"]
+__all__ = ["Key", "KeyLike", "azure_key", "fingerprint", "key_id", "normalize_keys"]
 
 _VISIBLE_TAIL: Final = 4
 
@@ -41,7 +41,9 @@ class Key:
     `scope` names the organisation/project whose rate limits the key shares: keys of one scope
     share one budget and one cooldown. Without a scope each key is its own scope.
     `weight` biases selection toward a key (2.0 takes about twice the share of 1.0).
-    `base_url` (optional) sends this key's requests to another host of the same API shape.
+    `base_url` (optional) sends this key's requests to another host of the same API shape;
+    a URL with no path (an Azure resource endpoint) replaces only the host.
+    `deployment` (Azure OpenAI) is the name this key's resource serves the model under.
     """
 
     secret: str = field(repr=False)
@@ -49,6 +51,7 @@ class Key:
     scope: str | None = None
     weight: float = 1.0
     base_url: str | None = None
+    deployment: str | None = None
     id: str = field(init=False, repr=False)
     fingerprint: str = field(init=False, repr=False)
 
@@ -75,7 +78,12 @@ class Key:
     def __repr__(self) -> str:
         extras = "".join(
             f", {k}={v!r}"
-            for k, v in (("name", self.name), ("scope", self.scope), ("base_url", self.base_url))
+            for k, v in (
+                ("name", self.name),
+                ("scope", self.scope),
+                ("base_url", self.base_url),
+                ("deployment", self.deployment),
+            )
             if v is not None
         )
         weight = f", weight={self.weight!r}" if self.weight != 1.0 else ""
@@ -91,6 +99,34 @@ class Key:
 
 
 KeyLike = str | Key
+
+
+def azure_key(
+    secret: str,
+    endpoint: str,
+    *,
+    deployment: str | None = None,
+    name: str | None = None,
+    scope: str | None = None,
+    weight: float = 1.0,
+) -> Key:
+    """An Azure OpenAI pool entry: a key, the resource endpoint it belongs to, and optionally
+    the deployment name that resource serves the model under.
+
+    Requests sent with it go to `endpoint` (path and `api-version` kept), so one client can
+    spread its calls over several Azure resources. Each resource is its own quota scope
+    unless `scope` says otherwise.
+    """
+    if not endpoint.startswith(("https://", "http://")):
+        raise KeyFormatError("must be an https:// URL", field=f"key {fingerprint(secret)}.endpoint")
+    return Key(
+        secret,
+        name=name,
+        scope=scope,
+        weight=weight,
+        base_url=endpoint.rstrip("/"),
+        deployment=deployment,
+    )
 
 
 def _check_secret(secret: object) -> None:

@@ -78,6 +78,7 @@ class Dimension:
     as_of: float = 0.0
     rate: float | None = None
     known: bool = False
+    limit_announced: bool = False
     consumed_rate: float = 0.0
     _consumed_as_of: float = 0.0
 
@@ -121,9 +122,14 @@ class Dimension:
         """Adopt the provider's numbers, minus what we sent after the observed request."""
         if obs.limit is not None and obs.limit > 0:
             self.limit = obs.limit
+            self.limit_announced = True
         if obs.remaining is None:
             return
         remaining = max(0.0, obs.remaining)
+        if not self.limit_announced and remaining > (self.limit or 0.0):
+            # Some servers (Azure) send only `remaining`: the most ever seen bounds the limit
+            # from below, so the estimate refills (at that per minute) instead of stalling.
+            self.limit = remaining
         if self.limit is not None:
             remaining = min(remaining, self.limit)
         self._learn_rate(remaining, obs.reset_at, now)

@@ -15,6 +15,7 @@ PROVIDERS: dict[str, str] = {
     "openai": "OPENAI_API_KEYS",
     "anthropic": "ANTHROPIC_API_KEYS",
     "gemini": "GEMINI_API_KEYS",
+    "azure": "AZURE_OPENAI_API_KEYS",
 }
 """Provider name -> the environment variable that may list its keys, comma-separated."""
 

@@ -105,6 +105,8 @@ _ANTHROPIC_FOREIGN = ("auth_token", "credentials", "config", "profile")
 _GEMINI_FOREIGN = ("credentials", "vertexai")
 
 _AZURE = ("AzureOpenAI", "AsyncAzureOpenAI")
+_AZURE_FOREIGN = ("azure_ad_token", "azure_ad_token_provider")
+_AZURE_FOREIGN_ENV = ("AZURE_OPENAI_AD_TOKEN",)
 _ANTHROPIC_FOREIGN_ENV = ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE")
 
 BINDINGS: tuple[SdkBinding, ...] = (
@@ -147,6 +149,26 @@ BINDINGS: tuple[SdkBinding, ...] = (
         _wire("anthropic"),
         foreign_credentials=_ANTHROPIC_FOREIGN,
         foreign_env=_ANTHROPIC_FOREIGN_ENV,
+    ),
+    SdkBinding(
+        "azure",
+        "openai",
+        "AzureOpenAI",
+        False,
+        ("AZURE_OPENAI_API_KEY",),
+        _wire("azure"),
+        foreign_credentials=_AZURE_FOREIGN,
+        foreign_env=_AZURE_FOREIGN_ENV,
+    ),
+    SdkBinding(
+        "azure",
+        "openai",
+        "AsyncAzureOpenAI",
+        True,
+        ("AZURE_OPENAI_API_KEY",),
+        _wire("azure"),
+        foreign_credentials=_AZURE_FOREIGN,
+        foreign_env=_AZURE_FOREIGN_ENV,
     ),
     SdkBinding(
         "gemini",

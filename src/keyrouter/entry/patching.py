@@ -39,6 +39,7 @@ def patch(
     openai: object | None = None,
     anthropic: object | None = None,
     gemini: object | None = None,
+    azure: object | None = None,
     objective: str = "headroom",
     max_attempts: int | None = None,
     max_wait: float | None = None,
@@ -47,12 +48,14 @@ def patch(
 
     Keys for a provider come from the argument (a list of strings / `keyrouter.Key`, or a
     comma-separated string), else from `OPENAI_API_KEYS` / `ANTHROPIC_API_KEYS` /
-    `GEMINI_API_KEYS`. A provider with no keys still gets its clients hooked, so
-    `keyrouter.pool(...)` scopes apply to them. Calling `patch()` again replaces the pools and
-    settings; the hooks are installed once.
+    `GEMINI_API_KEYS` / `AZURE_OPENAI_API_KEYS`. Azure keys of other resources than the
+    client's endpoint are given as `keyrouter.azure_key(secret, endpoint, deployment=...)`.
+    A provider with no keys still gets its clients hooked, so `keyrouter.pool(...)` scopes
+    apply to them. Calling `patch()` again replaces the pools and settings; the hooks are
+    installed once.
     """
     global _settings
-    given = {"openai": openai, "anthropic": anthropic, "gemini": gemini}
+    given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
     pools = {}
     for provider, keys in given.items():
         source = keys if keys is not None else keys_from_env(provider)

@@ -33,9 +33,10 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
         openai: object | None = None,
         anthropic: object | None = None,
         gemini: object | None = None,
+        azure: object | None = None,
         objective: str = "headroom",
     ) -> None:
-        given = {"openai": openai, "anthropic": anthropic, "gemini": gemini}
+        given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
         self.pools: dict[str, KeyPool] = {
             provider: build_pool(provider, keys, objective=objective, name=f"scoped {provider}")
             for provider, keys in given.items()

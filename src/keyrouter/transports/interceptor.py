@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keyrouter.core.decision import Lease
+from keyrouter.core.pool import KeyPool
 from keyrouter.providers._resources import creates_resource, named_resources
 from keyrouter.transports._aim import aim
 from keyrouter.transports._flavor import (
@@ -49,6 +50,7 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Wak
     """A plan for `request`, or None if the request is not ours to route."""
     pool = route.pool()
     if not route.claims(request.url.host, request.headers, pool):
+        _drop_pool_credentials(request, pool)
         return None
     if pool is None:
         # An ambient key the SDK found by itself serves when no pool is in force.
@@ -64,6 +66,25 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Wak
     if not replayable:
         plan.max_attempts = 1
     return plan
+
+
+_CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
+
+
+def _drop_pool_credentials(request: Any, pool: KeyPool | None) -> None:
+    """A request we do not route (another host: a redirect, say) never carries a pool key.
+
+    The SDKs mostly guard this themselves (Azure strips `api-key` on a redirect off-origin in
+    openai 3.x, not in 2.x); keyrouter does not rely on it.
+    """
+    headers = request.headers
+    for name in _CREDENTIAL_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        token = value.split(" ", 1)[-1].strip()
+        if token == PLACEHOLDER_CREDENTIAL or (pool is not None and pool.owns(token)):
+            del headers[name]
 
 
 class _NoPool:
