@@ -28,6 +28,7 @@ PUBLIC = {
     "openai": "https://api.openai.com",
     "anthropic": "https://api.anthropic.com",
     "gemini": "https://generativelanguage.googleapis.com",
+    "azure": "https://example-resource.openai.azure.com",
 }
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 SECRET_HEADERS = [
@@ -163,6 +164,8 @@ ANT_GOOD = "sk-ant-cassette-good-00000000000001"
 ANT_REVOKED = "sk-ant-cassette-revoked-000000000002"
 GEM_GOOD = "AIzaSyCassetteGood0000000000000000001"
 GEM_REVOKED = "AIzaSyCassetteRevoked000000000000002"
+AZ_GOOD = "azcassettegoodkey00000000000000001"
+AZ_REVOKED = "azcassetterevokedkey0000000000002"
 
 
 def _record_anthropic_and_gemini() -> None:
@@ -207,6 +210,20 @@ def _record_anthropic_and_gemini() -> None:
         record_other("anthropic", "messages_stream", fake, messages_stream)
         record_other("gemini", "failover_400_then_200", fake, generate_failover)
         record_other("gemini", "generate_stream", fake, generate_stream)
+
+    azure_keys = [FakeKey(AZ_GOOD), FakeKey(AZ_REVOKED, status="invalid")]
+    with FakeProvider(azure_keys) as fake:
+
+        def azure_failover() -> None:
+            client = keyrouter.KeyRoutedAzureOpenAI(
+                keys=[AZ_REVOKED, AZ_GOOD],
+                azure_endpoint=fake.url,
+                api_version="2024-10-21",
+                max_retries=0,
+            )
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+        record_other("azure", "failover_401_then_200", fake, azure_failover)
 
 
 if __name__ == "__main__":

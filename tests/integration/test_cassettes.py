@@ -152,3 +152,19 @@ def test_gemini_stream_replays() -> None:
         )
     assert chunks[-1].usage_metadata is not None
     assert cassette.all_played
+
+
+def test_azure_401_then_200_replays() -> None:
+    bad, good = "azreplaybadkey0000000000000000001", "azreplaygoodkey000000000000000002"
+    client = keyrouter.KeyRoutedAzureOpenAI(
+        keys=[bad, good],
+        azure_endpoint="https://example-resource.openai.azure.com",
+        api_version="2024-10-21",
+        max_retries=0,
+    )
+    with replay.use_cassette(str(ROOT / "azure" / "failover_401_then_200.yaml")) as cassette:
+        result = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert result.choices
+    assert cassette.play_count == 2
+    states = {s.key: s.state for s in client.key_pool.snapshot()}
+    assert states[keyrouter.Key(bad).label] is KeyState.INVALID
