@@ -108,3 +108,18 @@ def test_repeated_asyncio_run_does_not_keep_closed_loops_connections(fake: FakeP
     transport = client._api_client._async_httpx_client._transport
     assert len(transport._inner) <= 1
     assert fake.stats(GOOD).count(200) == 4
+
+
+def test_the_sdk_would_pick_aiohttp_here_but_routed_clients_use_keyrouters_transport(
+    fake: FakeProvider,
+) -> None:
+    import importlib.util
+
+    from google.genai import _api_client
+
+    assert importlib.util.find_spec("aiohttp") is not None, "the test extra installs aiohttp"
+    plain = genai.Client(api_key=GOOD, http_options=options(fake))
+    routed = keyrouter.KeyRoutedGenAIClient(keys=[GOOD], http_options=options(fake))
+    assert plain._api_client._use_aiohttp()
+    assert not routed._api_client._use_aiohttp()
+    assert isinstance(routed._api_client, _api_client.BaseApiClient)
