@@ -129,3 +129,21 @@ def test_entra_id_clients_are_left_alone() -> None:
 
     binding = bindings_for("azure")[0]
     assert all(installed_route(t) is None for t, _ in client_transports(client, binding))
+
+
+async def test_async_azure_client_fails_over_and_streams(
+    resources: tuple[FakeProvider, FakeProvider],
+) -> None:
+    one, _ = resources
+    client = keyrouter.KeyRoutedAsyncAzureOpenAI(
+        keys=[REVOKED, KEY_A], azure_endpoint=one.url, api_version=VERSION
+    )
+    result = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert isinstance(result, openai.types.chat.ChatCompletion)
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text
+    assert one.stats(REVOKED).requests == 1
+    assert one.stats(KEY_A).count(200) == 2
