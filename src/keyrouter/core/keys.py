@@ -12,7 +12,7 @@ from typing import Final
 
 from keyrouter.errors import KeyFormatError
 
-__all__ = ["Key", "KeyLike", "azure_key", "fingerprint", "key_id", "normalize_keys"]
+__all__ = ["Key", "azure_key", "fingerprint", "key_id", "normalize_keys"]
 
 _VISIBLE_TAIL: Final = 4
 
@@ -96,9 +96,6 @@ class Key:
 
     def __hash__(self) -> int:
         return hash(self.id)
-
-
-KeyLike = str | Key
 
 
 def azure_key(

@@ -27,7 +27,7 @@ from keyrouter.errors import ConfigError
 from keyrouter.transports import Route, RouteSettings, install
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
 
-__all__ = ["is_patched", "patch", "unpatch"]
+__all__ = ["patch", "unpatch"]
 
 _lock = threading.Lock()
 _patched: dict[type[Any], SdkBinding] = {}
@@ -90,10 +90,6 @@ def unpatch() -> None:
             del _patched[cls]
         for provider in PROVIDERS:
             set_global_pool(provider, None)
-
-
-def is_patched() -> bool:
-    return bool(_patched)
 
 
 def _init_wrapper(binding: SdkBinding) -> Any:
