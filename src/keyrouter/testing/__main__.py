@@ -11,7 +11,7 @@ Each comma-separated key is ``SECRET[:OPTION]...`` where an option is ``rpm=N``,
 from __future__ import annotations
 
 import argparse
-import contextlib
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -84,10 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency,
         completion_tokens=args.completion_tokens,
     )
+    stop = threading.Event()
+    # Our own handlers: a process started in the background inherits SIGINT as *ignored*,
+    # and then Python would never raise KeyboardInterrupt.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     with fake:
         print(fake.base_url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        while not stop.wait(0.5):
+            pass
     return 0
 
 

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 _READ_SIZE = 65536
 _BACKLOG = 4096  # 256 clients connecting at once must not overflow the accept queue
 _STARTUP_TIMEOUT = 10.0
+_CLOSE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +278,12 @@ class ServerThread:
         tasks = list(self._connections)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Bounded: a connection whose peer never finishes closing must not hold up shutdown.
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT)
         if self._server is not None:
-            await self._server.wait_closed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), _CLOSE_TIMEOUT)
             self._server = None
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
