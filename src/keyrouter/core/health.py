@@ -7,7 +7,7 @@ functions of (state, outcome, now) so they can be tested exhaustively.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from keyrouter.core.outcome import Outcome, OutcomeKind
@@ -125,7 +125,6 @@ class ScopeHealth:
     state: KeyState = KeyState.AVAILABLE
     until: float = 0.0
     reason: str = ""
-    rate_limited: int = field(default=0)
 
     def effective_state(self, now: float) -> KeyState:
         if self.state is not KeyState.AVAILABLE and now >= self.until:
@@ -134,7 +133,6 @@ class ScopeHealth:
 
     def apply(self, outcome: Outcome, now: float, settings: BreakerSettings) -> None:
         if outcome.kind is OutcomeKind.RATE_LIMITED:
-            self.rate_limited += 1
             until = outcome.retry_at or now + settings.default_cooldown_seconds
             # Never shorten an existing cooldown: a late, stale answer must not reopen early.
             self._extend(KeyState.COOLING, until, outcome.reason or "rate_limited")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["is_transport_error", "package_of", "replace_response"]
+__all__ = ["ERROR_CAP", "is_transport_error", "new_response", "package_of", "replace_response"]
 
-_ERROR_CAP = 256 * 1024
+ERROR_CAP = 256 * 1024
+"""How much of an error body is read to classify it."""
 
 
 def package_of(obj: object) -> Any:
@@ -54,8 +55,3 @@ def new_response(request: Any, status: int, body: bytes, headers: dict[str, str]
     package = package_of(request)
     all_headers = {"content-type": "application/json", **headers}
     return package.Response(status, headers=all_headers, content=body, request=request)
-
-
-def error_cap() -> int:
-    """How much of an error body we read to classify it."""
-    return _ERROR_CAP

@@ -19,7 +19,7 @@ from keyrouter.core.pool import KeyPool
 from keyrouter.providers._resources import creates_resource, named_resources
 from keyrouter.transports._aim import aim
 from keyrouter.transports._flavor import (
-    error_cap,
+    ERROR_CAP,
     is_transport_error,
     new_response,
     replace_response,
@@ -279,7 +279,7 @@ def _plain(headers: Any) -> dict[str, str]:
 
 def _read_error_sync(response: Any) -> bytes:
     try:
-        return bytes(response.read()[: error_cap()])
+        return bytes(response.read()[:ERROR_CAP])
     except Exception:
         _log.debug("could not read an error body", exc_info=True)
         return b""
@@ -287,7 +287,7 @@ def _read_error_sync(response: Any) -> bytes:
 
 async def _read_error_async(response: Any) -> bytes:
     try:
-        return bytes((await response.aread())[: error_cap()])
+        return bytes((await response.aread())[:ERROR_CAP])
     except Exception:
         _log.debug("could not read an error body", exc_info=True)
         return b""
