@@ -1,31 +1,46 @@
-"""The `keyrouter` command: `keyrouter demo` (more subcommands join here)."""
+"""The `keyrouter` command. Each subcommand is one module here, named in `COMMANDS`.
+
+A subcommand module defines `register(commands)`: it adds its parser to the subparsers
+`commands` and sets `run=<function(args) -> int>` as a default. Heavy or optional imports (SDKs,
+stores, extras) go inside `run`, so one missing extra breaks one subcommand only. `run` returns
+the exit code; an exception it raises becomes one line on stderr and exit code 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
+
+# One line per subcommand, in `--help` order: the module `keyrouter.cli.<name>`.
+COMMANDS: tuple[str, ...] = (
+    "demo",  # a burst against the local fake provider
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keyrouter", description="Spread LLM calls over a pool of API keys."
+    )
+    from keyrouter import __version__
+
+    parser.add_argument("--version", action="version", version=f"keyrouter {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"keyrouter.cli.{name}").register(commands)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="keyrouter", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo", help="route a burst through a patched openai client against a local fake provider"
-    )
-    demo.add_argument("--calls", type=int, default=400, help="requests in the burst (default 400)")
-    demo.add_argument("--concurrency", type=int, default=32, help="caller threads (default 32)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        if args.command == "demo":
-            from keyrouter.cli.demo import run_demo
-
-            return run_demo(calls=args.calls, concurrency=args.concurrency)
+        code: int = args.run(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one clear line, not a traceback
         print(f"keyrouter {args.command}: {exc}", file=sys.stderr)
         return 1
-    return 2
+    return code

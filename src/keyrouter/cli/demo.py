@@ -6,6 +6,7 @@ one out of credit. The caller sees every call succeed; the table shows what each
 
 from __future__ import annotations
 
+import argparse
 import sys
 import threading
 import time
@@ -15,7 +16,7 @@ import keyrouter
 from keyrouter.cli._table import render_table
 from keyrouter.testing import FakeKey, FakeProvider
 
-__all__ = ["run_demo"]
+__all__ = ["register", "run_demo"]
 
 TIME_SCALE = 20.0  # a rate-limit "minute" lasts 3 real seconds
 DEMO_KEYS = [
@@ -26,6 +27,15 @@ DEMO_KEYS = [
     FakeKey("sk-demo-no-credit-00000000000000000005", status="insufficient_quota"),
 ]
 NAMES = ["fast-1", "fast-2", "slow", "revoked", "no-credit"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo", help="route a burst through a patched openai client against a local fake provider"
+    )
+    demo.add_argument("--calls", type=int, default=400, help="requests in the burst (default 400)")
+    demo.add_argument("--concurrency", type=int, default=32, help="caller threads (default 32)")
+    demo.set_defaults(run=lambda args: run_demo(calls=args.calls, concurrency=args.concurrency))
 
 
 def run_demo(*, calls: int, concurrency: int) -> int:
