@@ -448,3 +448,9 @@ def test_nothing_from_the_network_makes_the_wire_raise(
     WIRE.estimate_demand("POST", "/v1/messages", body)
     annotated = WIRE.annotate_error(body, "note")
     assert annotated is None or b"note" in annotated
+
+
+def test_demand_names_the_requests_model() -> None:
+    body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": []}).encode()
+    assert WIRE.estimate_demand("POST", "/v1/messages", body).model == "claude-sonnet-4-5"
+    assert WIRE.estimate_demand("GET", "/v1/models", b"").model is None

@@ -407,3 +407,17 @@ def test_nothing_from_the_network_makes_the_wire_raise(
     WIRE.estimate_demand("POST", "/v1beta/models/m:generateContent", payload)
     annotated = WIRE.annotate_error(payload, "note")
     assert annotated is None or b"note" in annotated
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/v1beta/models/gemini-2.0-flash:generateContent", "gemini-2.0-flash"),
+        ("/v1beta/models/gemini-2.5-pro:streamGenerateContent", "gemini-2.5-pro"),
+        ("/v1/models/text-embedding-004:embedContent", "text-embedding-004"),
+        ("/v1beta/tunedModels/my-tune:generateContent", "tunedModels/my-tune"),
+        ("/v1beta/files:upload", None),
+    ],
+)
+def test_demand_names_the_model_in_the_path(path: str, model: str | None) -> None:
+    assert WIRE.estimate_demand("POST", path, b'{"contents": []}').model == model

@@ -177,3 +177,22 @@ def test_nothing_from_the_network_makes_the_wire_raise(
     for obs in WIRE.observations(headers, NOW):
         assert obs.limit is None or obs.limit >= 0
     WIRE.estimate_demand("POST", "/v1/chat/completions", body)
+
+
+def test_demand_names_the_requests_model() -> None:
+    body = json.dumps({"model": "gpt-4o-mini", "messages": []}).encode()
+    assert WIRE.estimate_demand("POST", "/v1/chat/completions", body).model == "gpt-4o-mini"
+    assert WIRE.estimate_demand("POST", "/v1/embeddings", b'{"input": "x"}').model is None
+    assert WIRE.estimate_demand("GET", "/v1/models", b"").model is None
+    assert WIRE.estimate_demand("POST", "/v1/responses", b'{"model": 7}').model is None
+
+
+def test_azure_demand_names_the_deployment_or_the_body_model() -> None:
+    from keyrouter.providers.azure import WIRE as AZURE
+
+    body = json.dumps({"model": "ignored", "messages": []}).encode()
+    path = "/openai/deployments/my-gpt4o/chat/completions"
+    assert AZURE.estimate_demand("POST", path, body).model == "my-gpt4o"
+    v1 = json.dumps({"model": "gpt-4o", "input": "hi"}).encode()
+    assert AZURE.estimate_demand("POST", "/openai/v1/responses", v1).model == "gpt-4o"
+    assert AZURE.estimate_demand("GET", "/openai/deployments/d%2Dx/models", b"").model == "d-x"

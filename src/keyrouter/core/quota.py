@@ -45,9 +45,14 @@ class Capacity(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """What one request is expected to consume, per dimension (`requests`, `tokens`, ...)."""
+    """What one request is expected to consume, per dimension (`requests`, `tokens`, ...).
+
+    `model` is the model the request names (None when it names none): policies and prices
+    depend on it, quotas do not.
+    """
 
     units: Mapping[str, float] = field(default_factory=lambda: {"requests": 1.0})
+    model: str | None = None
 
     def get(self, dimension: str) -> float:
         """Units of `dimension`; a dimension the request does not name costs nothing."""

@@ -12,11 +12,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
-__all__ = ["CHARS_PER_TOKEN", "Split", "count_tokens", "json_object", "output_cap", "text_tokens"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "Split",
+    "count_tokens",
+    "json_object",
+    "model_name",
+    "output_cap",
+    "text_tokens",
+]
 
 CHARS_PER_TOKEN = 4.0
 _INLINE_MEDIA_TOKENS = 765.0
 _MAX_PARSE_BYTES = 8 * 1024 * 1024
+_MAX_MODEL_CHARS = 256
 _SKIP_KEYS = frozenset({"model", "type", "role", "id", "name", "tool_call_id", "detail", "format"})
 
 Split = Callable[[dict[str, object]], tuple[float, Iterable[object]]]
@@ -79,3 +88,10 @@ def output_cap(body: dict[str, object], names: Iterable[str], default: float) ->
         if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
             return float(value)
     return default
+
+
+def model_name(value: object) -> str | None:
+    """`value` as a model name: a non-empty string of sane length, else None."""
+    if isinstance(value, str) and 0 < len(value) <= _MAX_MODEL_CHARS:
+        return value
+    return None

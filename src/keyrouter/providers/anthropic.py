@@ -26,7 +26,7 @@ from typing import Final
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Demand, LimitObservation
 from keyrouter.providers._errors import annotated, error_object, text
-from keyrouter.providers._estimate import count_tokens, json_object, output_cap
+from keyrouter.providers._estimate import count_tokens, json_object, model_name, output_cap
 from keyrouter.providers._parse import (
     MAX_WAIT_SECONDS,
     ResetAt,
@@ -115,7 +115,8 @@ class AnthropicWire:
                 "tokens": max(1.0, round(prompt + output)),
                 "input_tokens": max(1.0, round(prompt)),
                 "output_tokens": output,
-            }
+            },
+            model_name(parsed.get("model")),
         )
 
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:

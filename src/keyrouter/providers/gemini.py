@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Demand, LimitObservation
 from keyrouter.providers._errors import MAX_ERROR_BYTES, add_note, text
-from keyrouter.providers._estimate import count_tokens, json_object
+from keyrouter.providers._estimate import count_tokens, json_object, model_name
 from keyrouter.providers._parse import parse_go_duration, parse_retry_after
 from keyrouter.providers.base import Headers, MutableHeaders
 
@@ -36,6 +36,7 @@ __all__ = [
     "GeminiWire",
     "credential_from_url",
     "error_of",
+    "model_in_path",
     "next_pacific_midnight",
     "rewrite_url",
 ]
@@ -194,7 +195,9 @@ class GeminiWire:
         if isinstance(requests, list):
             prompt += prompt_tokens(r.get("content") for r in requests if isinstance(r, dict))
         output = _max_output(parsed) if path.endswith(_GENERATE_SUFFIXES) else 0.0
-        return Demand({"requests": 1.0, "tokens": max(1.0, round(prompt + output))})
+        return Demand(
+            {"requests": 1.0, "tokens": max(1.0, round(prompt + output))}, model_in_path(path)
+        )
 
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
         return ()  # Gemini reports no limits in headers
@@ -276,6 +279,22 @@ def _classify_429(error: GeminiError | None, headers: Headers, now: float) -> Ou
         reason = "RESOURCE_EXHAUSTED"
     wait = parse_retry_after(headers.get("retry-after"), None, now)
     return Outcome(OutcomeKind.RATE_LIMITED, 429, reason, now + wait if wait is not None else None)
+
+
+def model_in_path(path: str) -> str | None:
+    """The model of `.../models/{model}:method` (`tunedModels/...` too), as the SDK names it.
+
+    `v1beta/models/gemini-2.0-flash:generateContent` names `gemini-2.0-flash`; a tuned model
+    keeps its `tunedModels/` prefix so a policy can tell it from a base model.
+    """
+    head = path.rpartition(":")[0]
+    for marker in ("/models/", "/tunedModels/"):
+        start = head.rfind(marker)
+        if start >= 0:
+            name = head[start + len(marker) :]
+            prefix = "tunedModels/" if marker == "/tunedModels/" else ""
+            return model_name(prefix + unquote(name)) if name and "/" not in name else None
+    return None
 
 
 def prompt_tokens(values: Iterable[object]) -> float:

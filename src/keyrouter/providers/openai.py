@@ -14,7 +14,7 @@ from typing import Final
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Demand, LimitObservation
 from keyrouter.providers._errors import annotated, error_object, text
-from keyrouter.providers._estimate import json_object, output_cap, text_tokens
+from keyrouter.providers._estimate import json_object, model_name, output_cap, text_tokens
 from keyrouter.providers._parse import (
     ResetAt,
     observed_limits,
@@ -82,7 +82,10 @@ class OpenAIWire:
             choices = parsed.get("n")
             n = choices if isinstance(choices, int) and 1 <= choices <= 128 else 1
             output = n * output_cap(parsed, _OUTPUT_FIELDS, _DEFAULT_OUTPUT_TOKENS)
-        return Demand({"requests": 1.0, "tokens": max(1.0, round(prompt + output))})
+        return Demand(
+            {"requests": 1.0, "tokens": max(1.0, round(prompt + output))},
+            model_name(parsed.get("model")),
+        )
 
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
         return observed_limits(headers, now, _DIMENSIONS, _header, _go_reset(now))
