@@ -1,9 +1,10 @@
 """Azure OpenAI's wire format: OpenAI's API on a per-resource host, the key in `api-key`.
 
 Bodies, rate-limit headers (`x-ratelimit-remaining-*`, `retry-after`) and error shapes are
-OpenAI's, so everything but the credential comes from `OpenAIWire`. The model is the deployment
-named in the path (`/openai/deployments/{deployment}/...`), else the body's `model` (the v1 API). An Entra ID (AAD) token
-travels in `Authorization` and is the user's own: it is never read or replaced here.
+OpenAI's, so everything but the credential comes from `OpenAIWire`. An Entra ID (AAD) token
+travels in `Authorization` and is the user's own: it is never read or replaced here. The model
+is the deployment named in the path (`/openai/deployments/{deployment}/...`), else the body's
+`model` (the v1 API).
 """
 
 from __future__ import annotations
