@@ -21,13 +21,14 @@ from keyrouter.core.pool import KeySnapshot
 from keyrouter.core.quota import Capacity
 from keyrouter.entry.patching import patch, unpatch
 from keyrouter.entry.scopes import pool
-from keyrouter.errors import ConfigError, KeyFormatError, KeyrouterError
+from keyrouter.errors import ConfigError, KeyFileError, KeyFormatError, KeyrouterError
 
 if TYPE_CHECKING:
     from keyrouter.entry.anthropic_clients import KeyRoutedAnthropic, KeyRoutedAsyncAnthropic
     from keyrouter.entry.azure_clients import KeyRoutedAsyncAzureOpenAI, KeyRoutedAzureOpenAI
     from keyrouter.entry.gemini_client import KeyRoutedGenAIClient
     from keyrouter.entry.openai_clients import KeyRoutedAsyncOpenAI, KeyRoutedOpenAI
+    from keyrouter.keyfile import keys_from_file
 
 __all__ = [
     "Capacity",
@@ -36,6 +37,7 @@ __all__ = [
     "Decision",
     "Event",
     "Key",
+    "KeyFileError",
     "KeyFormatError",
     "KeyRoutedAnthropic",
     "KeyRoutedAsyncAnthropic",
@@ -50,6 +52,7 @@ __all__ = [
     "KeyrouterError",
     "Refusal",
     "azure_key",
+    "keys_from_file",
     "on_event",
     "patch",
     "pool",
@@ -67,11 +70,12 @@ _LAZY = {
     "KeyRoutedGenAIClient": "keyrouter.entry.gemini_client",
     "KeyRoutedAzureOpenAI": "keyrouter.entry.azure_clients",
     "KeyRoutedAsyncAzureOpenAI": "keyrouter.entry.azure_clients",
+    "keys_from_file": "keyrouter.keyfile",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Client subclasses import their SDK only when first used."""
+    """Client subclasses import their SDK (and the key file, cryptography) only when used."""
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'keyrouter' has no attribute {name!r}")

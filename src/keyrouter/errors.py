@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "KeyFileError",
     "KeyFormatError",
     "KeyrouterError",
 ]
@@ -31,3 +32,15 @@ class ConfigError(KeyrouterError, ValueError):
 
 class KeyFormatError(ConfigError):
     """A key is empty, has whitespace, or is not a string."""
+
+
+class KeyFileError(KeyrouterError):
+    """The encrypted key file or its master key cannot be used as asked.
+
+    Raised before anything is written: a wrong master key, a tampered file or a master-key
+    file others can read leaves every file exactly as it was. `path` names the file at fault.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
