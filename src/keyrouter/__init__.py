@@ -9,12 +9,19 @@ See README.md for the three ways in (patch, KeyRouted* clients, scoped pools).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from keyrouter._events import on_event
 from keyrouter._snapshot import snapshot
 from keyrouter.core.decision import Decision, Refusal
-from keyrouter.core.events import CapacityChanged, Event, KeyStateChanged
+from keyrouter.core.events import (
+    CapacityChanged,
+    Event,
+    Failover,
+    KeyStateChanged,
+    RequestRouted,
+)
 from keyrouter.core.health import KeyState
 from keyrouter.core.keys import Key, azure_key
 from keyrouter.core.pool import KeySnapshot
@@ -36,6 +43,7 @@ __all__ = [
     "ConfigError",
     "Decision",
     "Event",
+    "Failover",
     "Key",
     "KeyFileError",
     "KeyFormatError",
@@ -51,6 +59,7 @@ __all__ = [
     "KeyStateChanged",
     "KeyrouterError",
     "Refusal",
+    "RequestRouted",
     "azure_key",
     "keys_from_file",
     "on_event",
@@ -61,6 +70,9 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Quiet by default: records go nowhere until the app configures logging (see docs/observability.md).
+logging.getLogger("keyrouter").addHandler(logging.NullHandler())
 
 _LAZY = {
     "KeyRoutedOpenAI": "keyrouter.entry.openai_clients",

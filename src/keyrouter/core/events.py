@@ -1,7 +1,10 @@
 """Events the core emits, and the tiny registry that delivers them.
 
 Listeners are plain callables. A listener that raises or is slow is the listener's problem:
-the error is logged and swallowed, never passed into a caller's request.
+the error is logged and swallowed, never passed into a caller's request. Every event is also
+logged under the `keyrouter` logger (see `keyrouter.core._log_events`). Per-call events
+(`RequestRouted`) are only built when `Listeners.routine()` says someone wants them, so a
+process where nobody listens pays one check per attempt.
 """
 
 from __future__ import annotations
@@ -10,10 +13,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from keyrouter.core._log_events import log_event
+from keyrouter.core.decision import Decision
 from keyrouter.core.health import KeyState
 from keyrouter.core.quota import Capacity
 
-__all__ = ["CapacityChanged", "Event", "KeyStateChanged", "Listeners"]
+__all__ = [
+    "CapacityChanged",
+    "Event",
+    "Failover",
+    "KeyStateChanged",
+    "Listeners",
+    "RequestRouted",
+]
 
 _log = logging.getLogger("keyrouter")
 
@@ -38,7 +50,42 @@ class CapacityChanged:
     at: float
 
 
-Event = KeyStateChanged | CapacityChanged
+@dataclass(frozen=True, slots=True)
+class RequestRouted:
+    """An attempt of a request was given a key: `decision` says why it, and why not the others.
+
+    `key` is the key's label (its name, else its fingerprint); `attempt` counts from 1.
+    """
+
+    provider: str
+    key: str
+    scope: str
+    model: str | None
+    attempt: int
+    decision: Decision
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Failover:
+    """An attempt failed and the request went on to another key (or the same one, after a wait).
+
+    `kind` is the outcome class of the failed attempt (`rate_limited`, `invalid_key`,
+    `quota_exhausted`, `forbidden`, `server_error`); `reason` the provider's word for it.
+    A `rate_limited` failover is a 429 the caller never saw.
+    """
+
+    provider: str
+    from_key: str
+    to_key: str
+    kind: str
+    reason: str
+    status: int | None
+    attempt: int
+    at: float
+
+
+Event = KeyStateChanged | CapacityChanged | RequestRouted | Failover
 
 
 class Listeners:
@@ -54,11 +101,17 @@ class Listeners:
 
     def emit(self, events: list[Event]) -> None:
         for event in events:
+            log_event(event)
             for callback in tuple(self._callbacks):
                 try:
                     callback(event)
                 except Exception:
                     _log.warning("keyrouter event listener %r failed", callback, exc_info=True)
+
+    def routine(self) -> bool:
+        """Whether per-call events are wanted: a callback is registered, or the `keyrouter`
+        logger is enabled for DEBUG (where per-call events are logged)."""
+        return bool(self._callbacks) or _log.isEnabledFor(logging.DEBUG)
 
     def __bool__(self) -> bool:
         return bool(self._callbacks)

@@ -439,7 +439,7 @@ class KeyPool:
             self._reindex(lease, now, changed=changed)
             self._note_changes(lease, record, scope, before_key, before_scope, now, events)
         self._wake_head()
-        if events and book.listeners:
+        if events:
             book.listeners.emit(events)
 
     def abandon(self, lease: Lease, now: float) -> None:
@@ -500,7 +500,7 @@ class KeyPool:
                     now,
                 )
             )
-        if not self._book.listeners:
+        if not self._book.listeners.routine():
             return  # capacity classes are computed fresh by snapshot(); only events need this
         capacity = scope.quota.capacity(now)
         if capacity is not scope.capacity:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from keyrouter.core.decision import Decision, Lease
+from keyrouter.core.events import Event, Failover, RequestRouted
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.quota import Demand
@@ -78,6 +79,8 @@ class Plan:
         """The answer may describe a new stateful resource (see `learn_resource`)."""
         self._excluded: set[str] = set()
         self._ticket: int | None = None
+        self._failed: tuple[str, Outcome] | None = None
+        """The last failed attempt's key and outcome, until the next key is granted."""
 
     def next_step(self) -> Lease | Sleep | None:
         """A lease to send with, a pause before asking again, or None: stop trying."""
@@ -91,6 +94,8 @@ class Plan:
         if decision.lease is not None:
             self._leave_queue()
             self.attempts += 1
+            if self._failed is not None or self.pool.book.listeners.routine():
+                self._emit(decision, decision.lease, now)
             return decision.lease
         if decision.queued or decision.waiting_for_probe:
             wake = now + self.route.settings.poll_interval  # a fallback: the pool wakes us
@@ -154,7 +159,42 @@ class Plan:
             self.pool.dequeue(self._ticket)
             self._ticket = None
 
+    def _emit(self, decision: Decision, lease: Lease, now: float) -> None:
+        """Tell listeners (and the log) about this grant, and the failover that led to it."""
+        listeners = self.pool.book.listeners
+        provider, label = self.route.wire.name, lease.key.label
+        events: list[Event] = []
+        if self._failed is not None:
+            failed_key, outcome = self._failed
+            self._failed = None
+            events.append(
+                Failover(
+                    provider,
+                    failed_key,
+                    label,
+                    outcome.kind.value,
+                    outcome.reason,
+                    outcome.status,
+                    self.attempts,
+                    now,
+                )
+            )
+        if listeners.routine():
+            events.append(
+                RequestRouted(
+                    provider,
+                    label,
+                    lease.scope_id,
+                    self.demand.model,
+                    self.attempts,
+                    decision,
+                    now,
+                )
+            )
+        listeners.emit(events)
+
     def _note_failure(self, lease: Lease, outcome: Outcome) -> None:
+        self._failed = (lease.key.label, outcome)
         self.last_kind = outcome.kind
         self.tried.append((lease.key.label, outcome.reason or outcome.kind.value))
         if outcome.kind in _EXCLUDE_AFTER:
