@@ -18,6 +18,8 @@ __all__ = ["COMMANDS", "main"]
 # One line per subcommand, in `--help` order: the module `keyrouter.cli.<name>`.
 COMMANDS: tuple[str, ...] = (
     "demo",  # a burst against the local fake provider
+    "status",  # the pool's state per key, from the shared store
+    "check",  # validate each configured key with one models-list call
 )
 
 

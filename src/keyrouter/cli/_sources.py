@@ -1,0 +1,66 @@
+"""Which keys the CLI works on: the environment's `*_API_KEYS`, and the encrypted key file.
+
+One place, so `check`, `status` and `report` agree on what "the configured keys" are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from keyrouter.core.keys import Key, normalize_keys
+from keyrouter.entry._pools import PROVIDERS, keys_from_env
+from keyrouter.errors import ConfigError
+
+__all__ = ["add_key_arguments", "configured_keys"]
+
+
+def add_key_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every command that reads the configured keys takes."""
+    parser.add_argument(
+        "--provider",
+        action="append",
+        choices=sorted(PROVIDERS),
+        help="only this provider's keys (repeatable; default: every provider with keys)",
+    )
+    parser.add_argument(
+        "--keyfile",
+        metavar="PATH",
+        help="also read the encrypted key file (default: $KEYROUTER_KEYFILE, else "
+        "./keyrouter.keys when it exists)",
+    )
+
+
+def configured_keys(args: argparse.Namespace) -> dict[str, list[Key]]:
+    """Per provider, the keys from `OPENAI_API_KEYS`-style variables and the key file.
+
+    Raises `ConfigError` saying where keys can come from when there are none.
+    """
+    wanted = args.provider or list(PROVIDERS)
+    found: dict[str, list[Key]] = {}
+    for provider in wanted:
+        listed = keys_from_env(provider)
+        if listed is not None:
+            found[provider] = list(normalize_keys(listed, field_name=PROVIDERS[provider]))
+    for provider, key in _from_keyfile(args.keyfile):
+        if provider in wanted:
+            keys = found.setdefault(provider, [])
+            if all(k.id != key.id for k in keys):
+                keys.append(key)
+    if not found:
+        variables = ", ".join(PROVIDERS[p] for p in wanted)
+        raise ConfigError(
+            f"no keys configured: set {variables} (comma-separated) or pass --keyfile PATH"
+        )
+    return found
+
+
+def _from_keyfile(path: str | None) -> list[tuple[str, Key]]:
+    """The key file's entries: a file named by --keyfile or the environment must exist; the
+    default `./keyrouter.keys` is read only when it does."""
+    from keyrouter import keyfile
+
+    named = path is not None or bool(os.environ.get(keyfile.ENV_KEYFILE))
+    if not named and not keyfile.keyfile_path().exists():
+        return []
+    return [(entry.provider, entry.key) for entry in keyfile.load(path)]

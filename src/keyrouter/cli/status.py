@@ -1,0 +1,147 @@
+"""`keyrouter status`: every configured key's state, limits learned and predicted exhaustion.
+
+A CLI process has learned nothing by itself: the state it shows comes from the store the app's
+processes share (`--store sqlite:///state.db`, `redis://...`, or `KEYROUTER_STORE`). Without a
+store it lists the configured keys as this process sees them (nothing learned yet) and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import sys
+import time
+from typing import Any
+
+from keyrouter.cli._sources import add_key_arguments, configured_keys
+from keyrouter.cli._table import render_table
+from keyrouter.core.pool import KeyPool, KeySnapshot
+from keyrouter.core.state import StateBook
+
+__all__ = ["register", "snapshot_rows", "snapshot_to_json"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "status",
+        help="the pool's state per key (from the shared store), as a table or JSON",
+        description="Per configured key: state, limits learned, remaining and predicted "
+        "exhaustion, as the shared store knows them.",
+    )
+    add_key_arguments(parser)
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="the store the app shares state through: sqlite:///path.db or "
+        "redis://host:6379/0 (default: $KEYROUTER_STORE)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    keys = configured_keys(args)
+    book = StateBook()
+    url = args.store or os.environ.get("KEYROUTER_STORE")
+    if url:
+        _adopt_store(book, url)
+    now = time.time()
+    snapshot = {
+        provider: KeyPool(provider_keys, book=book, name=provider).snapshot(now)
+        for provider, provider_keys in keys.items()
+    }
+    if args.json:
+        print(json.dumps(snapshot_to_json(snapshot, now), indent=2))
+        return 0
+    headers = ["provider", "key", "scope", "state", "requests left", "tokens left", "out in"]
+    print(render_table(headers, snapshot_rows(snapshot, now)))
+    if not url:
+        print(
+            "\nno store given (--store or KEYROUTER_STORE): this shows only what this process "
+            "knows, which is nothing learned yet",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _adopt_store(book: StateBook, url: str) -> None:
+    """Read the shared state through the stores module (imported only when a store is named)."""
+    try:
+        stores = importlib.import_module("keyrouter.stores")
+    except ImportError:
+        raise RuntimeError(f"cannot read {url}: this keyrouter has no shared stores") from None
+    stores.attach_store(book, stores.open_store(url))
+
+
+def snapshot_rows(snapshot: dict[str, list[KeySnapshot]], now: float) -> list[list[str]]:
+    """One row per key: what a person at a terminal wants first."""
+    rows = []
+    for provider, keys in snapshot.items():
+        for key in keys:
+            state = key.state.value + (f" ({key.reason})" if key.reason else "")
+            if key.until is not None:
+                state += f" for {max(0.0, key.until - now):.0f}s"
+            rows.append(
+                [
+                    provider,
+                    key.key,
+                    key.scope,
+                    state,
+                    _left(key, "requests"),
+                    _left(key, "tokens"),
+                    _out_in(key),
+                ]
+            )
+    return rows
+
+
+def _left(key: KeySnapshot, dimension: str) -> str:
+    dim = key.dimensions.get(dimension)
+    if dim is None or dim.available is None:
+        return "-"
+    limit = f"/{dim.limit:.0f}" if dim.limit is not None else ""
+    return f"{dim.available:.0f}{limit}"
+
+
+def _out_in(key: KeySnapshot) -> str:
+    times = [d.seconds_to_exhaustion for d in key.dimensions.values() if d.seconds_to_exhaustion]
+    return f"{min(times):.0f}s" if times else "-"
+
+
+def snapshot_to_json(snapshot: dict[str, list[KeySnapshot]], now: float) -> dict[str, Any]:
+    """The snapshot as plain JSON values (enums by value, times as epoch seconds)."""
+    return {
+        "at": now,
+        "providers": {
+            provider: [_plain(key) for key in keys] for provider, keys in snapshot.items()
+        },
+    }
+
+
+def _plain(key: KeySnapshot) -> dict[str, Any]:
+    return {
+        "key": key.key,
+        "scope": key.scope,
+        "state": key.state.value,
+        "reason": key.reason,
+        "until": key.until,
+        "in_flight": key.in_flight,
+        "attempts": key.attempts,
+        "successes": key.successes,
+        "rate_limited": key.rate_limited,
+        "failures": key.failures,
+        "capacity": key.capacity.value,
+        "headroom": key.headroom if math.isfinite(key.headroom) else None,
+        "dimensions": {
+            name: {
+                "limit": d.limit,
+                "available": d.available,
+                "refill_per_second": d.refill_per_second,
+                "seconds_to_exhaustion": d.seconds_to_exhaustion,
+            }
+            for name, d in key.dimensions.items()
+        },
+    }

@@ -1,0 +1,39 @@
+"""`keyrouter status`: the configured keys' state as a table or JSON, fingerprints only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from keyrouter import cli
+from keyrouter.core.keys import fingerprint
+
+A = "sk-status-a-000000000000000000000001"
+B = "sk-status-b-000000000000000000000002"
+
+
+def test_status_lists_every_configured_key_as_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEYS", f"{A},{B}")
+    monkeypatch.delenv("KEYROUTER_STORE", raising=False)
+    assert cli.main(["status", "--json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    keys = data["providers"]["openai"]
+    assert [k["key"] for k in keys] == [fingerprint(A), fingerprint(B)]
+    assert {k["state"] for k in keys} == {"available"}
+    assert A not in out
+    assert B not in out
+
+
+def test_status_table_says_where_its_state_comes_from(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEYS", A)
+    monkeypatch.delenv("KEYROUTER_STORE", raising=False)
+    assert cli.main(["status"]) == 0
+    captured = capsys.readouterr()
+    assert fingerprint(A) in captured.out
+    assert "no store given" in captured.err
