@@ -26,6 +26,7 @@ from keyrouter.core.health import KeyState
 from keyrouter.core.keys import Key, azure_key
 from keyrouter.core.pool import KeySnapshot
 from keyrouter.core.quota import Capacity
+from keyrouter.core.rules import Schedule
 from keyrouter.entry.patching import patch, unpatch
 from keyrouter.entry.scopes import pool
 from keyrouter.errors import ConfigError, KeyFileError, KeyFormatError, KeyrouterError
@@ -60,6 +61,7 @@ __all__ = [
     "KeyrouterError",
     "Refusal",
     "RequestRouted",
+    "Schedule",
     "azure_key",
     "keys_from_file",
     "on_event",

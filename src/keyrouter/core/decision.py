@@ -22,7 +22,10 @@ class Refusal:
     permanent: bool = False
     """The key will never serve again (invalid, disabled)."""
     for_this_request: bool = False
-    """Refused for this request's size only (a smaller request may fit now)."""
+    """Refused for this request only (its size, or its model: another request may go now)."""
+    policy: str | None = None
+    """The policy that refused the key (`labels`, `models`, `schedule`, `max_in_flight`), or
+    None when the key's state or quota did."""
 
 
 class Lease(NamedTuple):

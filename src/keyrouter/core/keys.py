@@ -7,9 +7,11 @@ fingerprint, never the secret, so a key can sit in logs, decisions and exception
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
+from keyrouter.core.rules import Schedule, patterns
 from keyrouter.errors import KeyFormatError
 
 __all__ = ["Key", "azure_key", "fingerprint", "key_id", "normalize_keys"]
@@ -44,6 +46,12 @@ class Key:
     `base_url` (optional) sends this key's requests to another host of the same API shape;
     a URL with no path (an Azure resource endpoint) replaces only the host.
     `deployment` (Azure OpenAI) is the name this key's resource serves the model under.
+
+    Policies (docs/policies.md): `labels` a pool can select keys by; `tier` (lower tiers are
+    drained first: a higher tier serves only when no lower-tier key can); `allow_models` /
+    `deny_models`, glob patterns (`"gpt-4o*"`) a request's model must / must not match;
+    `max_in_flight`, the most requests the key may have outstanding; `schedule`, the UTC hours
+    and days the key may serve (`keyrouter.Schedule(hours="22-06")`).
     """
 
     secret: str = field(repr=False)
@@ -52,6 +60,12 @@ class Key:
     weight: float = 1.0
     base_url: str | None = None
     deployment: str | None = None
+    labels: Collection[str] = frozenset()
+    tier: int = 0
+    allow_models: Collection[str] | None = None
+    deny_models: Collection[str] = ()
+    max_in_flight: int | None = None
+    schedule: Schedule | None = None
     id: str = field(init=False, repr=False)
     fingerprint: str = field(init=False, repr=False)
 
@@ -64,6 +78,33 @@ class Key:
             )
         object.__setattr__(self, "id", key_id(self.secret))
         object.__setattr__(self, "fingerprint", fingerprint(self.secret))
+        self._check_policies()
+
+    def _check_policies(self) -> None:
+        where = f"key {self.fingerprint}"
+        labels = [self.labels] if isinstance(self.labels, str) else list(self.labels)
+        if not all(isinstance(label, str) and label for label in labels):
+            raise KeyFormatError("labels must be non-empty strings", field=f"{where}.labels")
+        object.__setattr__(self, "labels", frozenset(labels))
+        if isinstance(self.tier, bool) or not isinstance(self.tier, int):
+            raise KeyFormatError(
+                f"must be a whole number, got {self.tier!r}", field=f"{where}.tier"
+            )
+        object.__setattr__(
+            self, "allow_models", patterns(self.allow_models, f"{where}.allow_models")
+        )
+        object.__setattr__(self, "deny_models", patterns(self.deny_models, f"{where}.deny_models"))
+        limit = self.max_in_flight
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise KeyFormatError(
+                f"must be a whole number, at least 1, got {limit!r}", field=f"{where}.max_in_flight"
+            )
+        if self.schedule is not None and not isinstance(self.schedule, Schedule):
+            raise KeyFormatError(
+                "must be a keyrouter.Schedule(hours=..., days=...)", field=f"{where}.schedule"
+            )
 
     @property
     def scope_id(self) -> str:
@@ -87,7 +128,19 @@ class Key:
             if v is not None
         )
         weight = f", weight={self.weight!r}" if self.weight != 1.0 else ""
-        return f"Key({self.fingerprint!r}{extras}{weight})"
+        rules = "".join(
+            f", {k}={v!r}"
+            for k, v in (
+                ("labels", sorted(self.labels) or None),
+                ("tier", self.tier or None),
+                ("allow_models", self.allow_models),
+                ("deny_models", self.deny_models or None),
+                ("max_in_flight", self.max_in_flight),
+                ("schedule", self.schedule),
+            )
+            if v is not None
+        )
+        return f"Key({self.fingerprint!r}{extras}{weight}{rules})"
 
     __str__ = __repr__
 

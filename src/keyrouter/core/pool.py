@@ -23,6 +23,7 @@ from keyrouter.core.health import KeyState
 from keyrouter.core.keys import Key, key_id
 from keyrouter.core.objectives import OBJECTIVES, Candidate
 from keyrouter.core.outcome import Outcome, OutcomeKind
+from keyrouter.core.policy import PolicyGate, PoolPolicy
 from keyrouter.core.quota import Capacity, Demand, LimitObservation
 from keyrouter.core.state import KeyRecord, ScopeRecord, StateBook
 from keyrouter.errors import ConfigError
@@ -75,6 +76,7 @@ class KeyPool:
         book: StateBook,
         objective: str = "headroom",
         name: str = "pool",
+        policy: PoolPolicy | None = None,
     ) -> None:
         if not keys:
             raise ConfigError("the pool has no keys", field=name)
@@ -87,6 +89,8 @@ class KeyPool:
         self.name = name
         self.objective = objective
         self._order = OBJECTIVES[objective]
+        self.policy = policy or PoolPolicy()
+        self._gate = PolicyGate(self.keys, self.policy, pool=name)
         self._book = book
         self._by_id = {key.id: key for key in self.keys}
         self._index_of = {key.id: index for index, key in enumerate(self.keys)}
@@ -115,6 +119,13 @@ class KeyPool:
     def owns(self, secret: str) -> bool:
         """Whether `secret` is one of this pool's keys."""
         return key_id(secret) in self._by_id
+
+    def forbids(self, demand: Demand) -> str | None:
+        """Why a policy leaves no key of this pool for `demand` (None if some key may serve)."""
+        if not self._gate.screens:
+            return None
+        with self._book.lock:
+            return self._gate.forbids(demand)
 
     # -- choosing ---------------------------------------------------------------------------
 
@@ -215,7 +226,7 @@ class KeyPool:
     # -- the index ----------------------------------------------------------------------
 
     def _rank(self, index: int, now: float) -> tuple[float, ...]:
-        return self._order(self._candidate(index, now))
+        return self._gate.rank(index, self._order(self._candidate(index, now)))
 
     def _push_ready(self, index: int, now: float) -> None:
         self._out.pop(index, None)
@@ -275,7 +286,7 @@ class KeyPool:
         self._ready = entries
 
     def _check(self, index: int, demand: Demand, now: float) -> Refusal | None:
-        refusal = self._check_state(index, now)
+        refusal = self._check_state(index, now, demand)
         if refusal is not None:
             return refusal
         key, scope = self.keys[index], self._scopes[index]
@@ -293,9 +304,16 @@ class KeyPool:
             return Refusal(key.label, reason, for_this_request=True)
         return None
 
-    def _check_state(self, index: int, now: float) -> Refusal | None:
-        """The part of `_check` that does not depend on the request: key and scope state."""
+    def _check_state(self, index: int, now: float, demand: Demand | None = None) -> Refusal | None:
+        """Policies, then key and scope state: the part of `_check` that is not quota.
+
+        Without a `demand` only what does not depend on the request is checked.
+        """
         key, record, scope = self.keys[index], self._records[index], self._scopes[index]
+        if self._gate.active:
+            refusal = self._gate.refusal(index, demand, record.stats.in_flight, now)
+            if refusal is not None:
+                return refusal
         health = record.health
         if not health.usable(now):
             state = health.effective_state(now)

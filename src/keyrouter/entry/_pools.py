@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from keyrouter.core.keys import normalize_keys
+from keyrouter.core.policy import PoolPolicy
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import default_book
 from keyrouter.errors import ConfigError
@@ -20,13 +21,22 @@ PROVIDERS: dict[str, str] = {
 """Provider name -> the environment variable that may list its keys, comma-separated."""
 
 
-def build_pool(provider: str, keys: object, *, objective: str, name: str | None = None) -> KeyPool:
+def build_pool(
+    provider: str,
+    keys: object,
+    *,
+    objective: str,
+    name: str | None = None,
+    policy: PoolPolicy | None = None,
+) -> KeyPool:
     if provider not in PROVIDERS:
         raise ConfigError(
             f"unknown provider {provider!r}; keyrouter knows {sorted(PROVIDERS)}", field=provider
         )
     normalized = normalize_keys(keys, field_name=provider)
-    return KeyPool(normalized, book=default_book(), objective=objective, name=name or provider)
+    return KeyPool(
+        normalized, book=default_book(), objective=objective, name=name or provider, policy=policy
+    )
 
 
 def keys_from_env(provider: str) -> str | None:

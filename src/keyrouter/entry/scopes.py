@@ -7,11 +7,12 @@ after `keyrouter.patch()` and the `KeyRouted*` clients.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextvars import Token
 from types import MappingProxyType, TracebackType
 from typing import Self
 
+from keyrouter.core.policy import PoolPolicy
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import current_scoped_pools, scoped_pools
 from keyrouter.entry._pools import build_pool
@@ -25,6 +26,9 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
 
     Works as `with` and `async with`. Nested scopes stack: the innermost pool for a provider
     wins, and pools for other providers are inherited from the outer scope.
+
+    `labels` limits the block to keys carrying one of them (`labels=["team-a"]`);
+    `max_wait` / `max_attempts` bound its requests' waiting and attempts (docs/policies.md).
     """
 
     def __init__(
@@ -35,10 +39,17 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
         gemini: object | None = None,
         azure: object | None = None,
         objective: str = "headroom",
+        labels: Collection[str] = (),
+        max_wait: float | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
+        chosen = [labels] if isinstance(labels, str) else labels
+        policy = PoolPolicy(frozenset(chosen), max_wait=max_wait, max_attempts=max_attempts)
         self.pools: dict[str, KeyPool] = {
-            provider: build_pool(provider, keys, objective=objective, name=f"scoped {provider}")
+            provider: build_pool(
+                provider, keys, objective=objective, name=f"scoped {provider}", policy=policy
+            )
             for provider, keys in given.items()
             if keys is not None
         }

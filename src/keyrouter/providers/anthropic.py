@@ -165,6 +165,8 @@ class AnthropicWire:
             status, err_type = 401, "authentication_error"
         elif kind is OutcomeKind.OVERLOADED:
             status, err_type = 529, "overloaded_error"
+        elif kind is OutcomeKind.REQUEST_ERROR:  # a policy forbids the request: PermissionDenied
+            status, err_type = 403, "permission_error"
         else:
             status, err_type = 429, "rate_limit_error"
         body = {

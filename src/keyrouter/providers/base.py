@@ -47,8 +47,9 @@ class Wire(Protocol):
     def no_key_error(self, kind: OutcomeKind, message: str) -> tuple[int, bytes]:
         """Status and body of the error to hand the SDK when no key could even be tried.
 
-        `kind` says why (every key invalid, spent, or cooling) so the SDK raises the
-        exception class that fits (`AuthenticationError`, `RateLimitError`).
+        `kind` says why (every key invalid, spent, or cooling; `REQUEST_ERROR`: a policy
+        forbids the request) so the SDK raises the exception class that fits
+        (`AuthenticationError`, `RateLimitError`, `PermissionDeniedError`).
         """
         ...
 

@@ -245,6 +245,9 @@ class GeminiWire:
             error = {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}
             error["details"] = [detail]
             return 400, json.dumps({"error": error}).encode()
+        if kind is OutcomeKind.REQUEST_ERROR:  # a policy forbids the request
+            denied = {"code": 403, "message": message, "status": "PERMISSION_DENIED"}
+            return 403, json.dumps({"error": denied}).encode()
         details: list[dict[str, str]] = []
         if retry_after is not None and retry_after >= 0:
             details.append({"@type": _TYPE_PREFIX + _RETRY_INFO, "retryDelay": f"{retry_after:g}s"})

@@ -125,6 +125,8 @@ class OpenAIWire:
             status, err_type, code = 401, "invalid_request_error", "invalid_api_key"
         elif kind is OutcomeKind.QUOTA_EXHAUSTED:
             status, err_type, code = 429, "insufficient_quota", "insufficient_quota"
+        elif kind is OutcomeKind.REQUEST_ERROR:  # a policy forbids the request: PermissionDenied
+            status, err_type, code = 403, "invalid_request_error", "forbidden_by_policy"
         else:
             status, err_type, code = 429, "requests", "rate_limit_exceeded"
         body = {"error": {"message": message, "type": err_type, "param": None, "code": code}}

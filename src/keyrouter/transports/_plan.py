@@ -64,13 +64,19 @@ class Plan:
         self.pool = pool
         self.demand = demand
         self.waker = waker
-        settings = route.settings
+        settings, policy = route.settings, pool.policy
         self.started = route.clock()
-        budget = settings.max_wait
+        budget = policy.max_wait if policy.max_wait is not None else settings.max_wait
         if budget is None:
             budget = min(read_timeout, _DEFAULT_MAX_WAIT) if read_timeout else _DEFAULT_MAX_WAIT
         self.deadline = self.started + budget
-        self.max_attempts = settings.max_attempts or min(len(pool.keys) + 2, _MAX_ATTEMPTS_CAP)
+        self.max_attempts = (
+            policy.max_attempts
+            or settings.max_attempts
+            or min(len(pool.keys) + 2, _MAX_ATTEMPTS_CAP)
+        )
+        self.forbidden = pool.forbids(demand)
+        """Why a policy leaves no key for this request: it fails before anything is sent."""
         self.attempts = 0
         self.tried: list[tuple[str, str]] = []
         self.last_decision: Decision | None = None
@@ -84,7 +90,7 @@ class Plan:
 
     def next_step(self) -> Lease | Sleep | None:
         """A lease to send with, a pause before asking again, or None: stop trying."""
-        if self.attempts >= self.max_attempts:
+        if self.attempts >= self.max_attempts or self.forbidden is not None:
             return None
         if self._ticket is not None:
             self.waker.clear()  # a wake from now on means "look again"
@@ -204,12 +210,16 @@ class Plan:
 
     def retry_after(self) -> float | None:
         """Seconds until the earliest key may serve again, if any will."""
+        if self.forbidden is not None:
+            return None
         now = self.route.clock()
         recovery = self.pool.earliest_recovery(self.demand, now)
         return None if recovery is None else max(0.0, recovery - now)
 
     def explanation(self) -> str:
         """Which keys were tried and when the first recovers, for the SDK's error message."""
+        if self.forbidden is not None:
+            return self.forbidden
         parts = []
         if self.tried:
             counts = Counter(self.tried)
@@ -222,6 +232,9 @@ class Plan:
             )
         else:
             parts.append(f"no key of the {self.route.wire.name} pool could be tried")
+            refused = self.last_decision.refused if self.last_decision else ()
+            if refused:
+                parts.append(", ".join(f"{r.key} ({r.reason})" for r in refused[:8]))
         wait = self.retry_after()
         parts.append(
             f"first key recovers in {wait:.1f}s"
@@ -235,4 +248,7 @@ class Plan:
         return self.attempts == 1 and self.last_kind is OutcomeKind.SERVER_ERROR
 
     def no_key_kind(self) -> OutcomeKind:
+        """Why no key could serve; a request a policy forbids is the request's own error."""
+        if self.forbidden is not None:
+            return OutcomeKind.REQUEST_ERROR
         return self.pool.unavailable_kind(self.route.clock())
