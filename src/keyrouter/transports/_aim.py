@@ -22,14 +22,24 @@ _DEPLOYMENT = re.compile(r"/deployments/[^/]+/")
 
 def aim(request: Any, key: Key, original_url: Any, base_path: str) -> None:
     """Set `request.url` (and its Host header) for an attempt with `key`."""
-    url = original_url if key.base_url is None else _rebase(original_url, key.base_url, base_path)
-    if key.deployment is not None:
-        path = _DEPLOYMENT.sub(f"/deployments/{key.deployment}/", url.path, count=1)
-        url = url.copy_with(path=path)
+    if key.base_url is None and key.deployment is None:
+        if request.url is original_url:
+            return  # the common case, kept cheap: URL equality parses a URL
+        url = original_url
+    else:
+        url = _target(key, original_url, base_path)
     if request.url == url:
         return
     request.url = url
     request.headers["host"] = url.host if url.port is None else f"{url.host}:{url.port}"
+
+
+def _target(key: Key, original_url: Any, base_path: str) -> Any:
+    url = original_url if key.base_url is None else _rebase(original_url, key.base_url, base_path)
+    if key.deployment is not None:
+        path = _DEPLOYMENT.sub(f"/deployments/{key.deployment}/", url.path, count=1)
+        url = url.copy_with(path=path)
+    return url
 
 
 def _rebase(original_url: Any, base_url: str, base_path: str) -> Any:

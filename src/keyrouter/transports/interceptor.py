@@ -273,8 +273,32 @@ def _is_json(response: Any) -> bool:
 
 
 def _plain(headers: Any) -> dict[str, str]:
-    """The response's headers as a dict with lowercase names (repeated names: the last)."""
-    return dict(headers.multi_items())
+    """The response's headers as a dict with lowercase names (repeated names: the last).
+
+    Read straight from the (raw, lowercased, value) triples httpx and httpx2 keep, with the
+    decoded names cached (the same few come back on every response): `multi_items()` works
+    out the headers' encoding and decodes every name and value again on each call.
+    """
+    triples = getattr(headers, "_list", None)
+    if not isinstance(triples, list):
+        return dict(headers.multi_items())
+    names = _HEADER_NAMES
+    plain = {}
+    try:
+        for _, lower, value in triples:
+            name = names.get(lower)
+            if name is None:
+                name = lower.decode("ascii")
+                if len(names) < _MAX_HEADER_NAMES:
+                    names[lower] = name
+            plain[name] = value.decode("ascii")
+    except (UnicodeDecodeError, ValueError, TypeError, AttributeError):
+        return dict(headers.multi_items())  # not plain ASCII: let the library decode it
+    return plain
+
+
+_HEADER_NAMES: dict[bytes, str] = {}
+_MAX_HEADER_NAMES = 1024
 
 
 def _read_error_sync(response: Any) -> bytes:
