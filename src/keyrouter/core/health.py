@@ -59,6 +59,8 @@ class KeyHealth:
 
     def effective_state(self, now: float) -> KeyState:
         """The state as of `now`: timed states lapse by themselves."""
+        if self.state is KeyState.AVAILABLE:
+            return KeyState.AVAILABLE  # nearly always: answered first
         if self.state is KeyState.CIRCUIT_OPEN and now >= self.until:
             return KeyState.HALF_OPEN
         if self.state in (KeyState.COOLING, KeyState.EXHAUSTED) and now >= self.until:

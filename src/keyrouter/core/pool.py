@@ -15,6 +15,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from keyrouter.core.decision import Decision, Lease, Refusal
@@ -142,7 +143,7 @@ class KeyPool:
         `refused` lists the keys this decision examined and turned down; keys the index
         already knows to be parked until later are not examined again.
         """
-        excluded = frozenset(exclude)
+        excluded = exclude if isinstance(exclude, set | frozenset) else frozenset(exclude)
         with self._book.lock:
             if self._waiters and ticket != self._waiters[0]:
                 return self._queued_behind()
@@ -160,7 +161,7 @@ class KeyPool:
         return now if best is not None else retry_at
 
     def _scan(
-        self, demand: Demand, now: float, excluded: frozenset[str]
+        self, demand: Demand, now: float, excluded: AbstractSet[str]
     ) -> tuple[int | None, tuple[Refusal, ...], float | None, bool]:
         """(best key index, refusals, earliest recovery of a refused key, waiting on a probe).
 
@@ -171,10 +172,12 @@ class KeyPool:
         on an answer for its scope, on waking) and all are recomputed every
         `max(len(keys), 256)` grants, which bounds how stale an ordering can get (headroom
         refills between answers). The best key leaves the heap; `_grant` files it again.
+        The earliest recovery is only worked out when no key was found (nobody reads it then).
         """
         if self._index_generation != self._book.generation or self._picks_to_refresh <= 0:
             self._rebuild(now)
-        self._wake_parked(now)
+        if self._parked:
+            self._wake_parked(now)
         refused: list[Refusal] = []
         set_aside: list[int] = []
         sooner = math.inf
@@ -186,7 +189,7 @@ class KeyPool:
             if version != versions[index]:
                 heapq.heappop(ready)
                 continue
-            if self.keys[index].id in excluded:
+            if excluded and self.keys[index].id in excluded:
                 heapq.heappop(ready)
                 set_aside.append(index)
                 continue
@@ -219,6 +222,8 @@ class KeyPool:
             # Small pools: also say why the keys already out of the index were not examined.
             examined = {r.key for r in refused}
             refused.extend(r for r in self._out.values() if r.key not in examined)
+        if best is not None:
+            return best, tuple(refused), None, probing
         parked = self._earliest_parked()
         earliest = min(sooner, parked if parked is not None else math.inf)
         return best, tuple(refused), (earliest if math.isfinite(earliest) else None), probing
@@ -448,14 +453,13 @@ class KeyPool:
                     scope.quota.note_headerless_success(now)
                 elif kind is OutcomeKind.RATE_LIMITED:
                     scope.quota.note_headerless_rate_limit(now)
-            changed = (
-                was_gated
-                or kind is not OutcomeKind.SUCCESS
-                or record.health.effective_state(now) is not before_key
+            moved = (
+                record.health.effective_state(now) is not before_key
                 or scope.health.effective_state(now) is not before_scope
             )
-            self._reindex(lease, now, changed=changed)
-            self._note_changes(lease, record, scope, before_key, before_scope, now, events)
+            self._reindex(lease, now, changed=moved or was_gated or kind is not OutcomeKind.SUCCESS)
+            if moved or book.listeners:  # nothing to tell otherwise: a plain success stays cheap
+                self._note_changes(lease, record, scope, before_key, before_scope, now, events)
         self._wake_head()
         if events:
             book.listeners.emit(events)

@@ -27,6 +27,7 @@ DEFAULT_WINDOW_SECONDS = 60.0
 """OpenAI and Anthropic state limits per minute; used until a reset reveals the real rate."""
 
 _EWMA_HALF_LIFE = 10.0
+_EWMA_GAIN = math.log(2) / _EWMA_HALF_LIFE
 _AIMD_DECREASE = 0.5
 _AIMD_FIRST_CUT = 0.9
 _AIMD_MIN_RATE = 1.0 / 60.0
@@ -167,7 +168,7 @@ class Dimension:
         if elapsed > 0:
             self.consumed_rate *= 0.5 ** (elapsed / _EWMA_HALF_LIFE)
             self._consumed_as_of = now
-        self.consumed_rate += units * math.log(2) / _EWMA_HALF_LIFE
+        self.consumed_rate += units * _EWMA_GAIN
 
     def seconds_to_exhaustion(self, now: float) -> float:
         """At the recent consumption rate, how long until this dimension runs dry."""
@@ -247,7 +248,11 @@ class ScopeQuota:
             seen_any = True
             # Any other request still in flight may not be counted in this answer yet (requests
             # overtake each other on the way to the provider): assume none of them is.
-            unsettled = sum(r.demand.get(obs.dimension) for r in self.in_flight.values())
+            unsettled = (
+                sum(r.demand.get(obs.dimension) for r in self.in_flight.values())
+                if self.in_flight
+                else 0.0
+            )
             self.dimensions.setdefault(obs.dimension, Dimension()).observe(obs, unsettled, now)
         if seen_any:
             self.learned = True
