@@ -12,6 +12,7 @@ __all__ = [
     "KeyFileError",
     "KeyFormatError",
     "KeyrouterError",
+    "StoreError",
 ]
 
 
@@ -44,3 +45,9 @@ class KeyFileError(KeyrouterError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class StoreError(ConfigError):
+    """A state store cannot be used: a file that is not a database, a file locked by another
+    process, an unknown store URL. Raised when the store is opened (by `patch(store=...)`),
+    never from inside a call: an outage after that degrades to the process's own state."""

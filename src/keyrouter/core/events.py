@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from keyrouter.core._log_events import log_event
 from keyrouter.core.decision import Decision
@@ -25,6 +26,8 @@ __all__ = [
     "KeyStateChanged",
     "Listeners",
     "RequestRouted",
+    "StoreDegraded",
+    "StoreRecovered",
 ]
 
 _log = logging.getLogger("keyrouter")
@@ -85,7 +88,31 @@ class Failover:
     at: float
 
 
-Event = KeyStateChanged | CapacityChanged | RequestRouted | Failover
+@dataclass(frozen=True, slots=True)
+class StoreDegraded:
+    """The shared store stopped answering: this process routes on its own state meanwhile.
+
+    Emitted (and logged as a warning) once per outage; `StoreRecovered` ends it.
+    """
+
+    log_level: ClassVar[int] = logging.WARNING
+    store: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRecovered:
+    """The shared store answers again after `seconds_down`."""
+
+    store: str
+    seconds_down: float
+    at: float
+
+
+Event = (
+    KeyStateChanged | CapacityChanged | RequestRouted | Failover | StoreDegraded | StoreRecovered
+)
 
 
 class Listeners:

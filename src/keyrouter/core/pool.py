@@ -14,7 +14,7 @@ import heapq
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
@@ -27,6 +27,7 @@ from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.policy import PolicyGate, PoolPolicy
 from keyrouter.core.quota import Capacity, Demand, LimitObservation
 from keyrouter.core.state import KeyRecord, ScopeRecord, StateBook
+from keyrouter.core.store import Grant, SharedKey, SharedScope, adopt_key, adopt_scope
 from keyrouter.errors import ConfigError
 
 __all__ = ["DimensionSnapshot", "KeyPool", "KeySnapshot"]
@@ -473,6 +474,37 @@ class KeyPool:
             self._book.scope(lease.scope_id).quota.settle(lease.seq, (), now, refund=True)
             self._reindex(lease, now, changed=True)
         self._wake_head()
+
+    # -- shared state (a store other processes use too) ------------------------------------
+
+    def apply_grant(self, lease: Lease, grant: Grant, now: float) -> None:
+        """The shared store's answer to `lease`: its scope and key adopt the shared state,
+        and a refused lease is withdrawn as if it had never been granted."""
+        book = self._book
+        with book.lock:
+            record = book.key(lease.key.id, lease.key.label, lease.scope_id)
+            scope = book.scope(lease.scope_id)
+            if not grant.granted:
+                record.stats.in_flight = max(0, record.stats.in_flight - 1)
+                record.stats.attempts = max(0, record.stats.attempts - 1)
+                record.health.on_abandon()
+                scope.quota.settle(lease.seq, (), now, refund=True)
+            adopt_scope(scope, grant.scope, now, book.settings)
+            adopt_key(record, grant.key, now, book.settings)
+            self._reindex(lease, now, changed=True)
+
+    def adopt_shared(
+        self, scopes: Mapping[str, SharedScope], keys: Mapping[str, SharedKey], now: float
+    ) -> None:
+        """Start from what the shared store knows (limits, cooldowns, invalid keys)."""
+        book = self._book
+        with book.lock:
+            for key, record, scope in zip(self.keys, self._records, self._scopes, strict=True):
+                if key.scope_id in scopes:
+                    adopt_scope(scope, scopes[key.scope_id], now, book.settings)
+                if key.id in keys:
+                    adopt_key(record, keys[key.id], now, book.settings)
+            self._picks_to_refresh = 0  # re-rank every key at the next pick
 
     def _reindex(self, lease: Lease, now: float, *, changed: bool) -> None:
         """After an answer: re-file what it may have changed.

@@ -12,10 +12,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from keyrouter.core.events import Listeners
 from keyrouter.core.health import BreakerSettings, KeyHealth, ScopeHealth
 from keyrouter.core.quota import Capacity, ScopeQuota
+
+if TYPE_CHECKING:
+    from keyrouter.core.store import StateStore
 
 __all__ = ["KeyRecord", "KeyStats", "ScopeRecord", "StateBook"]
 
@@ -65,6 +69,9 @@ class StateBook:
         self.listeners = Listeners()
         self.generation = 0
         """Bumped by `reset`, so pools know to rebuild their selection index."""
+        self.store: StateStore | None = None
+        """State shared with other processes (SQLite, Redis); None: this memory only. The
+        transport confirms leases against it and reports answers to it, outside the lock."""
         self._pins: OrderedDict[str, str] = OrderedDict()
         self._seq = itertools.count(1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from keyrouter.core.keys import normalize_keys
 from keyrouter.core.policy import PoolPolicy
@@ -10,7 +11,7 @@ from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import default_book
 from keyrouter.errors import ConfigError
 
-__all__ = ["PROVIDERS", "build_pool", "keys_from_env"]
+__all__ = ["PROVIDERS", "build_pool", "keys_from_env", "warm_pool"]
 
 PROVIDERS: dict[str, str] = {
     "openai": "OPENAI_API_KEYS",
@@ -43,3 +44,16 @@ def keys_from_env(provider: str) -> str | None:
     """The comma-separated keys in the provider's `*_API_KEYS` variable, if set and not blank."""
     value = os.environ.get(PROVIDERS[provider], "")
     return value if value.strip() else None
+
+
+def warm_pool(pool: KeyPool) -> None:
+    """Start `pool` from what the shared store knows (limits, cooldowns, invalid keys), if the
+    book has one: state from before a restart, or from other processes."""
+    store = pool.book.store
+    if store is None:
+        return
+    now = time.time()
+    scope_ids = sorted({key.scope_id for key in pool.keys})
+    scopes, keys = store.load(scope_ids, [key.id for key in pool.keys], now)
+    if scopes or keys:
+        pool.adopt_shared(scopes, keys, now)

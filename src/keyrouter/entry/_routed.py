@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyrouter.core.pool import KeyPool
-from keyrouter.entry._pools import build_pool
+from keyrouter.entry._pools import build_pool, warm_pool
 from keyrouter.entry._sdks import SdkBinding, bindings_for, client_transports
 from keyrouter.entry.patching import attach
 from keyrouter.errors import ConfigError
@@ -41,6 +41,7 @@ def route_own_pool(
                 return route.own_pool
         raise ConfigError("pass keys=[...] (a list of API keys)", field="keys")
     pool = build_pool(provider, keys, objective=objective)
+    warm_pool(pool)
     attach(
         http_owner,
         binding,

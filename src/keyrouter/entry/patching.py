@@ -14,8 +14,9 @@ from typing import Any
 
 import wrapt
 
-from keyrouter.core.registry import global_pool, set_global_pool
-from keyrouter.entry._pools import PROVIDERS, build_pool, keys_from_env
+from keyrouter.core.registry import default_book, global_pool, set_global_pool
+from keyrouter.core.store import StateStore
+from keyrouter.entry._pools import PROVIDERS, build_pool, keys_from_env, warm_pool
 from keyrouter.entry._sdks import (
     BINDINGS,
     SdkBinding,
@@ -24,6 +25,7 @@ from keyrouter.entry._sdks import (
     client_transports,
 )
 from keyrouter.errors import ConfigError
+from keyrouter.stores import STORE_ENV, attach_store, open_store
 from keyrouter.transports import Route, RouteSettings, install
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
 
@@ -43,6 +45,7 @@ def patch(
     objective: str = "headroom",
     max_attempts: int | None = None,
     max_wait: float | None = None,
+    store: str | None = None,
 ) -> None:
     """Route every SDK client created from now on through a pool of keys.
 
@@ -53,6 +56,10 @@ def patch(
     A provider with no keys still gets its clients hooked, so `keyrouter.pool(...)` scopes
     apply to them. Calling `patch()` again replaces the pools and settings; the hooks are
     installed once.
+
+    `store` shares what the pools learn beyond this process: `"sqlite:///keyrouter.db"`
+    (survives restarts, shared by processes on one machine) or `"redis://host:6379/0"` (shared
+    across hosts); default `KEYROUTER_STORE`, else memory. See docs/stores.md.
     """
     global _settings
     given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
@@ -65,8 +72,10 @@ def patch(
         raise ConfigError("must be at least 1", field="max_attempts")
     if max_wait is not None and not max_wait >= 0:
         raise ConfigError("must be a number of seconds, 0 or more", field="max_wait")
+    shared = _open_store(store)
     with _lock:
         _settings = RouteSettings(max_attempts=max_attempts, max_wait=max_wait)
+        attach_store(default_book(), shared)
         for provider in PROVIDERS:
             set_global_pool(provider, pools.get(provider))
         for binding in BINDINGS:
@@ -74,6 +83,8 @@ def patch(
             if cls is not None and cls not in _patched:
                 wrapt.wrap_function_wrapper(cls, "__init__", _init_wrapper(binding))
                 _patched[cls] = binding
+    for built in pools.values():
+        warm_pool(built)
 
 
 def unpatch() -> None:
@@ -90,6 +101,16 @@ def unpatch() -> None:
             del _patched[cls]
         for provider in PROVIDERS:
             set_global_pool(provider, None)
+        attach_store(default_book(), None)
+
+
+def _open_store(url: str | None) -> StateStore | None:
+    """The store `url` (or `KEYROUTER_STORE`) names; the one in use if it is the same URL."""
+    url = url if url is not None else os.environ.get(STORE_ENV) or "memory://"
+    current = default_book().store
+    if current is not None and getattr(current, "url", None) == url:
+        return current
+    return open_store(url)
 
 
 def _init_wrapper(binding: SdkBinding) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,7 +17,7 @@ from keyrouter.core.decision import Decision, Lease
 from keyrouter.core.events import Event, Failover, RequestRouted
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.pool import KeyPool
-from keyrouter.core.quota import Demand
+from keyrouter.core.quota import Demand, LimitObservation
 from keyrouter.providers._resources import created_resource
 from keyrouter.transports.route import Route
 
@@ -26,6 +26,9 @@ __all__ = ["Plan", "Sleep"]
 _MAX_ATTEMPTS_CAP = 25
 _DEFAULT_MAX_WAIT = 60.0
 _WAKE_MARGIN = 0.002
+_SHARED_REFUSALS = 4
+"""Picks the shared store may refuse in a row before the request waits briefly instead."""
+_SHARED_RECHECK = 0.01
 _EXCLUDE_AFTER = frozenset(
     {
         OutcomeKind.SERVER_ERROR,
@@ -95,7 +98,7 @@ class Plan:
         if self._ticket is not None:
             self.waker.clear()  # a wake from now on means "look again"
         now = self.route.clock()
-        decision = self.pool.select(self.demand, now, exclude=self._excluded, ticket=self._ticket)
+        decision = self._select(now)
         self.last_decision = decision
         if decision.lease is not None:
             self._leave_queue()
@@ -127,7 +130,9 @@ class Plan:
         now = self.route.clock()
         wire = self.route.wire
         outcome = wire.classify(status, headers, body, now)
-        self.pool.settle(lease, outcome, now, wire.observations(headers, now))
+        observations = wire.observations(headers, now)
+        self.pool.settle(lease, outcome, now, observations)
+        self._publish(lease, outcome, observations, now)
         if not outcome.kind.fails_over:
             return True
         self._note_failure(lease, outcome)
@@ -149,16 +154,55 @@ class Plan:
     def record_error(self, lease: Lease, error: BaseException) -> None:
         """A connection error or timeout: the key's circuit breaker counts it."""
         outcome = Outcome(OutcomeKind.SERVER_ERROR, None, type(error).__name__)
-        self.pool.settle(lease, outcome, self.route.clock())
+        now = self.route.clock()
+        self.pool.settle(lease, outcome, now)
+        self._publish(lease, outcome, (), now)
         self._note_failure(lease, outcome)
 
     def abandon(self, lease: Lease) -> None:
         """The attempt ended without an answer (cancelled, interrupted)."""
-        self.pool.abandon(lease, self.route.clock())
+        now = self.route.clock()
+        self.pool.abandon(lease, now)
+        self._publish(lease, None, (), now)
 
     def close(self) -> None:
         """Always called at the end: leave the waiting queue."""
         self._leave_queue()
+
+    # -- the shared store (none by default: then nothing here does any I/O) ---------------
+
+    def _select(self, now: float) -> Decision:
+        """The pool's pick, confirmed against the shared store when there is one.
+
+        One round trip: the store debits the shared buckets atomically or refuses, and
+        answers with the shared state, which the pool adopts. A refused lease is withdrawn,
+        its scope now knows to wait, and the pool picks again.
+        """
+        pool = self.pool
+        for _ in range(_SHARED_REFUSALS):
+            decision = pool.select(self.demand, now, exclude=self._excluded, ticket=self._ticket)
+            store = pool.book.store
+            lease = decision.lease
+            if lease is None or store is None:
+                return decision
+            grant = store.reserve(lease, now)
+            if grant is None:
+                return decision  # the store is out: local state decides
+            pool.apply_grant(lease, grant, now)
+            if grant.granted:
+                return decision
+        return Decision(None, pool.objective, decision.refused, now + _SHARED_RECHECK)
+
+    def _publish(
+        self,
+        lease: Lease,
+        outcome: Outcome | None,
+        observations: Sequence[LimitObservation],
+        now: float,
+    ) -> None:
+        store = self.pool.book.store
+        if store is not None:
+            store.settle(lease, outcome, observations, now)
 
     def _leave_queue(self) -> None:
         if self._ticket is not None:

@@ -1,0 +1,166 @@
+"""Usage records and budget spend in the SQLite store's file (the core's `UsageLedger`).
+
+Each method is one transaction, so a budget reservation is atomic across every process that
+opens the file: `BEGIN IMMEDIATE` serialises the check and the debit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from keyrouter.core.usage import (
+    USD_EPSILON,
+    BudgetClaim,
+    BudgetSpend,
+    GroupBy,
+    Usage,
+    UsageRecord,
+    UsageTotals,
+)
+
+__all__ = ["LEDGER_SCHEMA", "SQLiteLedger"]
+
+LEDGER_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS keyrouter_usage (at REAL NOT NULL, key TEXT NOT NULL, "
+    "scope TEXT NOT NULL, pool TEXT NOT NULL, model TEXT, input_tokens INTEGER, "
+    "output_tokens INTEGER, cached_input_tokens INTEGER, cache_creation_tokens INTEGER, "
+    "reasoning_tokens INTEGER, cost_usd REAL, latency_s REAL, status INTEGER, "
+    "estimated INTEGER)",
+    "CREATE INDEX IF NOT EXISTS keyrouter_usage_at ON keyrouter_usage (at)",
+    "CREATE TABLE IF NOT EXISTS keyrouter_budgets (budget_id TEXT NOT NULL, period TEXT NOT "
+    "NULL, spent REAL NOT NULL, reserved REAL NOT NULL, PRIMARY KEY (budget_id, period))",
+    "CREATE TABLE IF NOT EXISTS keyrouter_marks (budget_id TEXT NOT NULL, period TEXT NOT NULL,"
+    " threshold REAL NOT NULL, PRIMARY KEY (budget_id, period, threshold))",
+)
+
+_COLUMNS = (
+    "at, key, scope, pool, model, input_tokens, output_tokens, cached_input_tokens, "
+    "cache_creation_tokens, reasoning_tokens, cost_usd, latency_s, status, estimated"
+)
+_INSERT = f"INSERT INTO keyrouter_usage ({_COLUMNS}) VALUES ({', '.join('?' * 14)})"  # noqa: S608
+_GROUP_COLUMN = {"key": "key", "scope": "scope", "pool": "pool", "model": "model"}
+
+Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+
+class SQLiteLedger:
+    def __init__(self, transaction: Transaction) -> None:
+        self._transaction = transaction
+
+    def append(self, record: UsageRecord) -> None:
+        u = record.usage
+        row = (
+            record.at,
+            record.key,
+            record.scope,
+            record.pool,
+            record.model,
+            u.input_tokens,
+            u.output_tokens,
+            u.cached_input_tokens,
+            u.cache_creation_tokens,
+            u.reasoning_tokens,
+            record.cost_usd,
+            record.latency_s,
+            record.status,
+            int(record.estimated),
+        )
+        with self._transaction() as conn:
+            conn.execute(_INSERT, row)
+
+    def totals(
+        self, by: GroupBy, *, since: float | None = None, until: float | None = None
+    ) -> dict[str, UsageTotals]:
+        column = _GROUP_COLUMN[by]
+        where, params = _window(since, until)
+        query = (
+            f"SELECT {column}, count(*), sum(input_tokens), sum(output_tokens), "  # noqa: S608
+            "sum(cached_input_tokens), sum(cache_creation_tokens), sum(reasoning_tokens), "
+            "total(cost_usd), sum(cost_usd IS NULL), sum(estimated) "
+            f"FROM keyrouter_usage {where} GROUP BY {column}"
+        )
+        with self._transaction() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return {
+            (name if name is not None else "unknown"): UsageTotals(
+                calls, Usage(*(int(v or 0) for v in tokens)), float(cost), int(unpriced), int(est)
+            )
+            for name, calls, *tokens, cost, unpriced, est in rows
+        }
+
+    def records(
+        self, *, since: float | None = None, until: float | None = None, limit: int | None = None
+    ) -> list[UsageRecord]:
+        where, params = _window(since, until)
+        query = f"SELECT {_COLUMNS} FROM keyrouter_usage {where} ORDER BY at DESC, rowid DESC"  # noqa: S608
+        if limit is not None and limit >= 0:
+            query += f" LIMIT {int(limit)}"
+        with self._transaction() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [_record(row) for row in reversed(rows)]
+
+    def spend(self, budget_id: str, period: str) -> BudgetSpend:
+        with self._transaction() as conn:
+            return _spend(conn, budget_id, period)
+
+    def reserve(self, claims: Sequence[BudgetClaim], amount_usd: float) -> BudgetSpend | None:
+        with self._transaction() as conn:
+            for claim in claims:
+                counter = _spend(conn, claim.budget_id, claim.period)
+                if counter.committed_usd + amount_usd > claim.limit_usd + USD_EPSILON:
+                    return counter
+            for claim in claims:
+                _add(conn, claim, 0.0, amount_usd)
+        return None
+
+    def settle(self, claims: Sequence[BudgetClaim], reserved_usd: float, spent_usd: float) -> None:
+        with self._transaction() as conn:
+            for claim in claims:
+                _add(conn, claim, spent_usd, -reserved_usd)
+
+    def mark_crossed(self, budget_id: str, period: str, threshold: float) -> bool:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO keyrouter_marks VALUES (?, ?, ?)",
+                (budget_id, period, threshold),
+            )
+            return cursor.rowcount == 1
+
+
+def _window(since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append("at >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("at < ?")
+        params.append(until)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _record(row: tuple[Any, ...]) -> UsageRecord:
+    at, key, scope, pool, model, i, o, c, cc, r, cost, latency, status, estimated = row
+    return UsageRecord(
+        at, key, scope, pool, model, Usage(i, o, c, cc, r), cost, latency, status, bool(estimated)
+    )
+
+
+def _spend(conn: sqlite3.Connection, budget_id: str, period: str) -> BudgetSpend:
+    row = conn.execute(
+        "SELECT spent, reserved FROM keyrouter_budgets WHERE budget_id = ? AND period = ?",
+        (budget_id, period),
+    ).fetchone()
+    spent, reserved = row if row else (0.0, 0.0)
+    return BudgetSpend(budget_id, period, spent, reserved)
+
+
+def _add(conn: sqlite3.Connection, claim: BudgetClaim, spent: float, reserved: float) -> None:
+    conn.execute(
+        "INSERT INTO keyrouter_budgets VALUES (?, ?, ?, max(0.0, ?)) "
+        "ON CONFLICT (budget_id, period) DO UPDATE SET spent = spent + excluded.spent, "
+        "reserved = max(0.0, reserved + ?)",
+        (claim.budget_id, claim.period, spent, reserved, reserved),
+    )
