@@ -29,7 +29,7 @@ from keyrouter.core.quota import Capacity
 from keyrouter.core.rules import Schedule
 from keyrouter.entry.patching import patch, unpatch
 from keyrouter.entry.scopes import pool
-from keyrouter.errors import ConfigError, KeyFileError, KeyFormatError, KeyrouterError
+from keyrouter.errors import ConfigError, KeyFileError, KeyFormatError, KeyrouterError, StoreError
 
 if TYPE_CHECKING:
     from keyrouter.entry.anthropic_clients import KeyRoutedAnthropic, KeyRoutedAsyncAnthropic
@@ -62,6 +62,7 @@ __all__ = [
     "Refusal",
     "RequestRouted",
     "Schedule",
+    "StoreError",
     "azure_key",
     "keys_from_file",
     "on_event",
