@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from keyrouter._events import on_event
+from keyrouter._otel import instrument_otel
 from keyrouter._snapshot import snapshot
 from keyrouter.core.decision import Decision, Refusal
 from keyrouter.core.events import (
@@ -64,6 +65,7 @@ __all__ = [
     "Schedule",
     "StoreError",
     "azure_key",
+    "instrument_otel",
     "keys_from_file",
     "on_event",
     "patch",
