@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +38,23 @@ def test_status_table_says_where_its_state_comes_from(
     captured = capsys.readouterr()
     assert fingerprint(A) in captured.out
     assert "no store given" in captured.err
+
+
+def test_status_reads_what_the_app_taught_the_shared_store(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import openai
+
+    import keyrouter
+    from tests.transports.mock_openai import INVALID, MockOpenAI, chat, ok
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    keyrouter.patch(openai=[A, B], store=url, objective="round_robin")
+    chat(openai.OpenAI(http_client=MockOpenAI({A: INVALID, B: ok()}).client(), max_retries=0))
+    keyrouter.unpatch()  # the app stops; what it learned stays in the store
+    monkeypatch.setenv("OPENAI_API_KEYS", f"{A},{B}")
+    assert cli.main(["status", "--store", url, "--json"]) == 0
+    states = {
+        k["key"]: k["state"] for k in json.loads(capsys.readouterr().out)["providers"]["openai"]
+    }
+    assert states == {fingerprint(A): "invalid", fingerprint(B): "available"}

@@ -8,7 +8,6 @@ store it lists the configured keys as this process sees them (nothing learned ye
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import os
@@ -18,10 +17,12 @@ from typing import Any
 
 from keyrouter.cli._sources import add_key_arguments, configured_keys
 from keyrouter.cli._table import render_table
+from keyrouter.core.keys import Key
 from keyrouter.core.pool import KeyPool, KeySnapshot
 from keyrouter.core.state import StateBook
+from keyrouter.entry._pools import warm_pool
 
-__all__ = ["register", "snapshot_rows", "snapshot_to_json"]
+__all__ = ["read_state", "register", "snapshot_rows", "snapshot_to_json"]
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,15 +45,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     keys = configured_keys(args)
-    book = StateBook()
     url = args.store or os.environ.get("KEYROUTER_STORE")
-    if url:
-        _adopt_store(book, url)
+    snapshot = read_state(keys, url)
     now = time.time()
-    snapshot = {
-        provider: KeyPool(provider_keys, book=book, name=provider).snapshot(now)
-        for provider, provider_keys in keys.items()
-    }
     if args.json:
         print(json.dumps(snapshot_to_json(snapshot, now), indent=2))
         return 0
@@ -67,13 +62,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _adopt_store(book: StateBook, url: str) -> None:
-    """Read the shared state through the stores module (imported only when a store is named)."""
+def read_state(keys: dict[str, list[Key]], url: str | None) -> dict[str, list[KeySnapshot]]:
+    """Per provider, a snapshot of `keys` as the store at `url` knows them (None: as a fresh
+    process knows them). A private book, so nothing here touches the process's own pools."""
+    book = StateBook()
+    if url:
+        from keyrouter.stores import attach_store, open_store
+
+        attach_store(book, open_store(url))
     try:
-        stores = importlib.import_module("keyrouter.stores")
-    except ImportError:
-        raise RuntimeError(f"cannot read {url}: this keyrouter has no shared stores") from None
-    stores.attach_store(book, stores.open_store(url))
+        pools = {p: KeyPool(k, book=book, name=p) for p, k in keys.items()}
+        for pool in pools.values():
+            warm_pool(pool)
+        now = time.time()
+        return {provider: pool.snapshot(now) for provider, pool in pools.items()}
+    finally:
+        if book.store is not None:
+            book.store.close()
 
 
 def snapshot_rows(snapshot: dict[str, list[KeySnapshot]], now: float) -> list[list[str]]:
