@@ -24,6 +24,7 @@ def _clean_keyrouter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "GEMINI_API_KEY",
         "GEMINI_API_KEYS",
         "GOOGLE_GENAI_USE_VERTEXAI",
+        "KEYROUTER_CONFIG",
     ):
         monkeypatch.delenv(name, raising=False)
     keyrouter.unpatch()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ConfigFileError",
     "KeyFileError",
     "KeyFormatError",
     "KeyrouterError",
+    "PlaintextSecretWarning",
     "StoreError",
 ]
 
@@ -29,6 +31,31 @@ class ConfigError(KeyrouterError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class ConfigFileError(ConfigError):
+    """The config file (`keyrouter.toml`) cannot be used: the message names the file, then the
+    line (a syntax error) or the field (`pools.openai.keys[0].tier`) and what is wrong."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        field: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.field = field
+        where = f"{path}:{line}" if line is not None else path
+        KeyrouterError.__init__(
+            self, f"{where}: {field}: {message}" if field else f"{where}: {message}"
+        )
+
+
+class PlaintextSecretWarning(UserWarning):
+    """A config file holds a secret in plain text (allowed only with allow_plaintext_secrets)."""
 
 
 class KeyFormatError(ConfigError):

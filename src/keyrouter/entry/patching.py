@@ -14,6 +14,7 @@ from typing import Any
 
 import wrapt
 
+from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import default_book, global_pool, set_global_pool
 from keyrouter.core.store import StateStore
 from keyrouter.entry._pools import PROVIDERS, build_pool, keys_from_env, warm_pool
@@ -42,7 +43,7 @@ def patch(
     anthropic: object | None = None,
     gemini: object | None = None,
     azure: object | None = None,
-    objective: str = "headroom",
+    objective: str | None = None,
     max_attempts: int | None = None,
     max_wait: float | None = None,
     store: str | None = None,
@@ -51,8 +52,12 @@ def patch(
 
     Keys for a provider come from the argument (a list of strings / `keyrouter.Key`, or a
     comma-separated string), else from `OPENAI_API_KEYS` / `ANTHROPIC_API_KEYS` /
-    `GEMINI_API_KEYS` / `AZURE_OPENAI_API_KEYS`. Azure keys of other resources than the
-    client's endpoint are given as `keyrouter.azure_key(secret, endpoint, deployment=...)`.
+    `GEMINI_API_KEYS` / `AZURE_OPENAI_API_KEYS`. Called with no keys at all, it reads the
+    config file (`keyrouter.toml`, `[tool.keyrouter]` in `pyproject.toml`, or
+    `$KEYROUTER_CONFIG`; docs/config.md) when there is one: its pools, policies and defaults,
+    with `*_API_KEYS` still serving providers the file has no pool for; arguments given here
+    win over the file. Azure keys of other resources than the client's endpoint are given as
+    `keyrouter.azure_key(secret, endpoint, deployment=...)`.
     A provider with no keys still gets its clients hooked, so `keyrouter.pool(...)` scopes
     apply to them. Calling `patch()` again replaces the pools and settings; the hooks are
     installed once.
@@ -63,15 +68,33 @@ def patch(
     """
     global _settings
     given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
-    pools = {}
+    pools: dict[str, KeyPool] = {}
+    config = None
+    if all(keys is None for keys in given.values()):
+        from keyrouter.config import load_config
+
+        config = load_config()
+        if config is not None:  # an argument given to patch() wins over the file
+            max_attempts = max_attempts if max_attempts is not None else config.max_attempts
+            max_wait = max_wait if max_wait is not None else config.max_wait
+            for provider, found in config.provider_pools().items():
+                pools[provider] = build_pool(
+                    provider,
+                    found.key_list,
+                    objective=objective or found.objective,
+                    policy=found.policy,
+                )
     for provider, keys in given.items():
         source = keys if keys is not None else keys_from_env(provider)
-        if source is not None:
-            pools[provider] = build_pool(provider, source, objective=objective)
+        if source is not None and provider not in pools:
+            default = config.objective if config is not None else "headroom"
+            pools[provider] = build_pool(provider, source, objective=objective or default)
     if max_attempts is not None and max_attempts < 1:
         raise ConfigError("must be at least 1", field="max_attempts")
     if max_wait is not None and not max_wait >= 0:
         raise ConfigError("must be a number of seconds, 0 or more", field="max_wait")
+    if store is None and config is not None and not os.environ.get(STORE_ENV):
+        store = config.store  # the argument, then KEYROUTER_STORE, then the file
     shared = _open_store(store)
     with _lock:
         _settings = RouteSettings(max_attempts=max_attempts, max_wait=max_wait)

@@ -29,10 +29,13 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
 
     `labels` limits the block to keys carrying one of them (`labels=["team-a"]`);
     `max_wait` / `max_attempts` bound its requests' waiting and attempts (docs/policies.md).
+    `keyrouter.pool("team-a")` uses the pool of that name in the config file (docs/config.md).
     """
 
     def __init__(
         self,
+        name: str | None = None,
+        /,
         *,
         openai: object | None = None,
         anthropic: object | None = None,
@@ -43,10 +46,15 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
         max_wait: float | None = None,
         max_attempts: int | None = None,
     ) -> None:
+        self._tokens: list[Token[Mapping[str, KeyPool]]] = []
+        self.pools: dict[str, KeyPool] = {}
+        if name is not None:
+            self.pools = _configured(name)
+            return
         given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
         chosen = [labels] if isinstance(labels, str) else labels
         policy = PoolPolicy(frozenset(chosen), max_wait=max_wait, max_attempts=max_attempts)
-        self.pools: dict[str, KeyPool] = {
+        self.pools = {
             provider: build_pool(
                 provider, keys, objective=objective, name=f"scoped {provider}", policy=policy
             )
@@ -57,7 +65,6 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
             raise ConfigError(
                 "give keys for at least one provider, e.g. openai=[...]", field="pool"
             )
-        self._tokens: list[Token[Mapping[str, KeyPool]]] = []
 
     def __enter__(self) -> Self:
         merged = {**current_scoped_pools(), **self.pools}
@@ -82,3 +89,23 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _configured(name: str) -> dict[str, KeyPool]:
+    """The config file's pool `name`, built (the file is read each time: keep the pool)."""
+    from keyrouter.config import load_config
+
+    config = load_config()
+    found = config.pools.get(name) if config is not None else None
+    if config is None or found is None:
+        where = f"{config.path} has" if config is not None else "no config file found, so"
+        raise ConfigError(f"{where} no pool named {name!r}", field="pool")
+    return {
+        found.provider: build_pool(
+            found.provider,
+            found.key_list,
+            objective=found.objective,
+            name=name,
+            policy=found.policy,
+        )
+    }
