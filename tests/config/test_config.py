@@ -272,3 +272,21 @@ def test_config_check_reports_errors_and_a_missing_file(
         assert main(["config", "check"]) == 1
     err = capsys.readouterr().err
     assert "keyrouter.toml: pools.openai.keys[0].tier" in err
+
+
+def test_the_files_store_is_used_by_patch_and_shown_without_its_password(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from keyrouter.core.registry import default_book
+
+    write(env / "keyrouter.toml", f'store = "sqlite:///{env}/state.db"\n')
+    keyrouter.patch()
+    store = default_book().store
+    assert store is not None
+    assert getattr(store, "url", "") == f"sqlite:///{env}/state.db"
+    keyrouter.unpatch()
+    write(env / "keyrouter.toml", 'store = "redis://:hunter2@127.0.0.1:6379/0"\n')
+    assert main(["config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "redis://:***@127.0.0.1:6379/0" in out
+    assert "hunter2" not in out

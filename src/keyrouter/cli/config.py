@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 from keyrouter.cli._table import render_table
 from keyrouter.config import Config, PoolConfig, load_config
@@ -48,7 +49,7 @@ def render_config(config: Config) -> str:
     """The effective configuration as text: defaults, then each pool's policies and keys."""
     lines = [
         f"{config.path}: valid",
-        f"store: {config.store or '(in-process memory)'}",
+        f"store: {_without_password(config.store) if config.store else '(in-process memory)'}",
         f"objective: {config.objective}",
         f"max_wait: {_or_default(config.max_wait, 's')}",
         f"max_attempts: {_or_default(config.max_attempts)}",
@@ -110,6 +111,16 @@ def _pool_lines(config: Config, pool: PoolConfig) -> list[str]:
         rows,
     )
     return head + ["  " + line for line in table.splitlines()]
+
+
+def _without_password(url: str) -> str:
+    """A store URL with any password replaced (`redis://:***@host`)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _or_default(value: float | None, unit: str = "", inherited: float | None = None) -> str:
