@@ -34,6 +34,7 @@ from keyrouter.errors import ConfigError, KeyFileError, KeyFormatError, Keyroute
 
 if TYPE_CHECKING:
     from keyrouter.entry.anthropic_clients import KeyRoutedAnthropic, KeyRoutedAsyncAnthropic
+    from keyrouter.entry.any_api import route
     from keyrouter.entry.azure_clients import KeyRoutedAsyncAzureOpenAI, KeyRoutedAzureOpenAI
     from keyrouter.entry.gemini_client import KeyRoutedGenAIClient
     from keyrouter.entry.openai_clients import KeyRoutedAsyncOpenAI, KeyRoutedOpenAI
@@ -70,6 +71,7 @@ __all__ = [
     "on_event",
     "patch",
     "pool",
+    "route",
     "snapshot",
     "unpatch",
 ]
@@ -88,6 +90,7 @@ _LAZY = {
     "KeyRoutedAzureOpenAI": "keyrouter.entry.azure_clients",
     "KeyRoutedAsyncAzureOpenAI": "keyrouter.entry.azure_clients",
     "keys_from_file": "keyrouter.keyfile",
+    "route": "keyrouter.entry.any_api",
 }
 
 

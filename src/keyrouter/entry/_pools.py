@@ -11,7 +11,7 @@ from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import default_book
 from keyrouter.errors import ConfigError
 
-__all__ = ["PROVIDERS", "build_pool", "keys_from_env", "warm_pool"]
+__all__ = ["PROVIDERS", "build_pool", "keys_from_env", "new_pool", "warm_pool"]
 
 PROVIDERS: dict[str, str] = {
     "openai": "OPENAI_API_KEYS",
@@ -34,10 +34,22 @@ def build_pool(
         raise ConfigError(
             f"unknown provider {provider!r}; keyrouter knows {sorted(PROVIDERS)}", field=provider
         )
-    normalized = normalize_keys(keys, field_name=provider)
-    return KeyPool(
-        normalized, book=default_book(), objective=objective, name=name or provider, policy=policy
+    return new_pool(
+        keys, field_name=provider, objective=objective, name=name or provider, policy=policy
     )
+
+
+def new_pool(
+    keys: object,
+    *,
+    field_name: str,
+    objective: str,
+    name: str,
+    policy: PoolPolicy | None = None,
+) -> KeyPool:
+    """A pool of `keys` learning into the process-wide state (any API, not only an SDK's)."""
+    normalized = normalize_keys(keys, field_name=field_name)
+    return KeyPool(normalized, book=default_book(), objective=objective, name=name, policy=policy)
 
 
 def keys_from_env(provider: str) -> str | None:

@@ -24,6 +24,7 @@ __all__ = [
     "client_host",
     "client_transports",
     "genai_async_through_one_transport",
+    "transports_of",
 ]
 
 
@@ -192,14 +193,15 @@ def client_transports(client: Any, binding: SdkBinding) -> Iterator[tuple[Any, b
     """Every (transport instance, is_async) the SDK client may send through."""
     if binding.is_async is None:  # google-genai: one sync and one async httpx client
         for attr, is_async in (("_httpx_client", False), ("_async_httpx_client", True)):
-            for transport in _transports_of(getattr(client, attr, None)):
+            for transport in transports_of(getattr(client, attr, None)):
                 yield transport, is_async
         return
-    for transport in _transports_of(getattr(client, "_client", None)):
+    for transport in transports_of(getattr(client, "_client", None)):
         yield transport, binding.is_async
 
 
-def _transports_of(http: Any) -> Iterator[Any]:
+def transports_of(http: Any) -> Iterator[Any]:
+    """The transport instances of an httpx/httpx2 client: its own and every mounted one."""
     transport = getattr(http, "_transport", None)
     if transport is not None:
         yield transport

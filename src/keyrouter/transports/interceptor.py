@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keyrouter.core.decision import Lease
+from keyrouter.core.keys import Key
 from keyrouter.core.pool import KeyPool
 from keyrouter.providers._resources import creates_resource, named_resources
 from keyrouter.transports._aim import aim
@@ -68,21 +69,33 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Wak
     return plan
 
 
-_CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
+def _write_key(route: Route, request: Any, key: Key, original_url: Any) -> None:
+    """Put `key` into the request and aim it at the key's server, for one attempt."""
+    route.wire.write_credential(request.headers, key.secret)
+    aim(request, key, original_url, route.base_path)
+    if route.writer is not None:
+        route.writer(request, key.secret)
+
+
+def _unwrite_key(route: Route, request: Any, original_url: Any) -> None:
+    """A key a writer put into the URL (`?key=`) must not stay there once the attempt is over:
+    httpx logs `request.url`, and `response.url` is the request's."""
+    if route.writer is not None:
+        request.url = original_url
 
 
 def _drop_pool_credentials(request: Any, pool: KeyPool | None) -> None:
     """A request we do not route (another host: a redirect, say) never carries a pool key.
 
-    The SDKs mostly guard this themselves (Azure strips `api-key` on a redirect off-origin in
-    openai 3.x, not in 2.x); keyrouter does not rely on it.
+    Every header is checked, not only the usual credential headers: a route for any HTTP
+    API (`keyrouter.route(header=...)`) writes its key into a header of the user's choosing,
+    and httpx copies custom headers onto a redirect to another host. The SDKs mostly guard
+    their own headers (Azure strips `api-key` on a redirect off-origin in openai 3.x, not in
+    2.x); keyrouter does not rely on it.
     """
     headers = request.headers
-    for name in _CREDENTIAL_HEADERS:
-        value = headers.get(name)
-        if value is None:
-            continue
-        token = value.split(" ", 1)[-1].strip()
+    for name, value in list(headers.items()):
+        token = value.rsplit(" ", 1)[-1].strip()
         if token == PLACEHOLDER_CREDENTIAL or (pool is not None and pool.owns(token)):
             del headers[name]
 
@@ -171,8 +184,7 @@ class SyncInterceptor(_Interceptor):
                 if isinstance(step, Sleep):
                     waiter.wait(step.seconds)
                     continue
-                self.route.wire.write_credential(request.headers, step.key.secret)
-                aim(request, step.key, original_url, self.route.base_path)
+                _write_key(self.route, request, step.key, original_url)
                 try:
                     response = self._send(plan, step, request)
                 except _AttemptFailedError as retry:
@@ -189,6 +201,7 @@ class SyncInterceptor(_Interceptor):
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
+            _unwrite_key(self.route, request, original_url)
         if last is None and last_error is not None:
             raise last_error
         return _final_response(plan, request, last, last_body)
@@ -227,8 +240,7 @@ class AsyncInterceptor(_Interceptor):
                 if isinstance(step, Sleep):
                     await waiter.wait(step.seconds)
                     continue
-                self.route.wire.write_credential(request.headers, step.key.secret)
-                aim(request, step.key, original_url, self.route.base_path)
+                _write_key(self.route, request, step.key, original_url)
                 try:
                     response = await self._send(plan, step, request)
                 except _AttemptFailedError as retry:
@@ -245,6 +257,7 @@ class AsyncInterceptor(_Interceptor):
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
+            _unwrite_key(self.route, request, original_url)
         if last is None and last_error is not None:
             raise last_error
         return _final_response(plan, request, last, last_body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import current_scoped_pools, global_pool
@@ -51,6 +52,9 @@ class Route:
     base_path: str = ""
     """The path of the client's base URL (`/v1`): kept below a key's own `base_url`."""
     clock: Callable[[], float] = time.time
+    writer: Callable[[Any, str], None] | None = None
+    """Writes the key into the whole request (a query parameter, a user's signing callable)
+    after the wire's header write: for APIs whose credential is not only a header."""
 
     def pool(self) -> KeyPool | None:
         """The pool in force for this request: scoped, then the client's own, then global."""
