@@ -221,6 +221,8 @@ def test_events_reach_on_event(api: WeatherAPI) -> None:
         ({"header": "X-API-Key", "statuses": {200: "rate_limited"}}, "statuses"),
         ({"header": "X-API-Key", "statuses": {429: "later"}}, "statuses"),
         ({"header": "X-API-Key", "keys": []}, "keys"),
+        ({"header": "X-API-Key", "max_attempts": 0}, "max_attempts"),
+        ({"header": "X-API-Key", "max_wait": -1}, "max_wait"),
     ],
 )
 def test_bad_arguments_name_the_field(kwargs: dict[str, Any], field: str) -> None:

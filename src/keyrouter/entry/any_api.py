@@ -66,10 +66,6 @@ def route(
         raise ConfigError("must be a callable writer(request, secret)", field="writer")
     if prefix and header is None:
         raise ConfigError("only applies with header=", field="prefix")
-    if max_attempts is not None and max_attempts < 1:
-        raise ConfigError("must be at least 1", field="max_attempts")
-    if max_wait is not None and not max_wait >= 0:
-        raise ConfigError("must be a number of seconds, 0 or more", field="max_wait")
     transports = list(transports_of(client))
     if not transports or not hasattr(client, "base_url"):
         raise ConfigError(

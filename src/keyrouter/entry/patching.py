@@ -25,7 +25,6 @@ from keyrouter.entry._sdks import (
     client_host,
     client_transports,
 )
-from keyrouter.errors import ConfigError
 from keyrouter.stores import STORE_ENV, attach_store, open_store
 from keyrouter.transports import Route, RouteSettings, install
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
@@ -89,15 +88,12 @@ def patch(
         if source is not None and provider not in pools:
             default = config.objective if config is not None else "headroom"
             pools[provider] = build_pool(provider, source, objective=objective or default)
-    if max_attempts is not None and max_attempts < 1:
-        raise ConfigError("must be at least 1", field="max_attempts")
-    if max_wait is not None and not max_wait >= 0:
-        raise ConfigError("must be a number of seconds, 0 or more", field="max_wait")
+    settings = RouteSettings(max_attempts=max_attempts, max_wait=max_wait)  # checks them
     if store is None and config is not None and not os.environ.get(STORE_ENV):
         store = config.store  # the argument, then KEYROUTER_STORE, then the file
     shared = _open_store(store)
     with _lock:
-        _settings = RouteSettings(max_attempts=max_attempts, max_wait=max_wait)
+        _settings = settings
         attach_store(default_book(), shared)
         for provider in PROVIDERS:
             set_global_pool(provider, pools.get(provider))

@@ -9,6 +9,7 @@ from typing import Any
 
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import current_scoped_pools, global_pool
+from keyrouter.errors import ConfigError
 from keyrouter.providers.base import Headers, Wire
 
 __all__ = ["PLACEHOLDER_CREDENTIAL", "Route", "RouteSettings"]
@@ -32,6 +33,12 @@ class RouteSettings:
     max_attempts: int | None = None
     max_wait: float | None = None
     poll_interval: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ConfigError("must be at least 1", field="max_attempts")
+        if self.max_wait is not None and not self.max_wait >= 0:
+            raise ConfigError("must be a number of seconds, 0 or more", field="max_wait")
 
 
 @dataclass(slots=True)
