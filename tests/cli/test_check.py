@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -91,7 +92,28 @@ def test_no_keys_is_one_clear_line(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
     monkeypatch.delenv("KEYROUTER_KEYFILE", raising=False)
+    monkeypatch.delenv("KEYROUTER_CONFIG", raising=False)
     assert cli.main(["check"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("keyrouter check: no keys configured: set OPENAI_API_KEYS")
+    assert err.startswith("keyrouter check: no keys configured: add pools to keyrouter.toml")
     assert err.count("\n") == 1
+
+
+def test_keys_of_the_config_file_are_checked(
+    fake: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "keyrouter.toml").write_text(
+        '[pools.openai]\nkeys = [{ env = "CHECK_TEAM_KEY" }, { env = "CHECK_OLD_KEY" }]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHECK_TEAM_KEY", OK)
+    monkeypatch.setenv("CHECK_OLD_KEY", REVOKED)
+    code, out = run_check(capsys, "--base-url", fake.url, "--json")
+    assert {r["fingerprint"]: r["result"] for r in json.loads(out)} == {
+        fingerprint(OK): "ok",
+        fingerprint(REVOKED): "invalid",
+    }
+    assert code == 1

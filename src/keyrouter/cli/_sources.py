@@ -1,4 +1,5 @@
-"""Which keys the CLI works on: the environment's `*_API_KEYS`, and the encrypted key file.
+"""Which keys the CLI works on: the config file's pools, the environment's `*_API_KEYS`, and
+the encrypted key file.
 
 One place, so `check`, `status` and `report` agree on what "the configured keys" are.
 """
@@ -8,11 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 
+from keyrouter.config import load_config
 from keyrouter.core.keys import Key, normalize_keys
 from keyrouter.entry._pools import PROVIDERS, keys_from_env
 from keyrouter.errors import ConfigError
 
-__all__ = ["add_key_arguments", "configured_keys"]
+__all__ = ["add_key_arguments", "configured_keys", "configured_store"]
 
 
 def add_key_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +26,12 @@ def add_key_arguments(parser: argparse.ArgumentParser) -> None:
         help="only this provider's keys (repeatable; default: every provider with keys)",
     )
     parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the config file (default: keyrouter.toml, [tool.keyrouter] in pyproject.toml, "
+        "or $KEYROUTER_CONFIG)",
+    )
+    parser.add_argument(
         "--keyfile",
         metavar="PATH",
         help="also read the encrypted key file (default: $KEYROUTER_KEYFILE, else "
@@ -32,27 +40,47 @@ def add_key_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def configured_keys(args: argparse.Namespace) -> dict[str, list[Key]]:
-    """Per provider, the keys from `OPENAI_API_KEYS`-style variables and the key file.
+    """Per provider, the keys of the config file's pools, of `OPENAI_API_KEYS`-style
+    variables and of the key file (each key once).
 
     Raises `ConfigError` saying where keys can come from when there are none.
     """
     wanted = args.provider or list(PROVIDERS)
     found: dict[str, list[Key]] = {}
+
+    def add(provider: str, key: Key) -> None:
+        keys = found.setdefault(provider, [])
+        if provider in wanted and all(k.id != key.id for k in keys):
+            keys.append(key)
+
+    config = load_config(args.config)
+    for pool in config.pools.values() if config else ():
+        for source in pool.keys:
+            add(pool.provider, source.key)
     for provider in wanted:
         listed = keys_from_env(provider)
-        if listed is not None:
-            found[provider] = list(normalize_keys(listed, field_name=PROVIDERS[provider]))
+        for key in normalize_keys(listed, field_name=PROVIDERS[provider]) if listed else ():
+            add(provider, key)
     for provider, key in _from_keyfile(args.keyfile):
-        if provider in wanted:
-            keys = found.setdefault(provider, [])
-            if all(k.id != key.id for k in keys):
-                keys.append(key)
+        add(provider, key)
+    found = {provider: keys for provider, keys in found.items() if keys}
     if not found:
         variables = ", ".join(PROVIDERS[p] for p in wanted)
         raise ConfigError(
-            f"no keys configured: set {variables} (comma-separated) or pass --keyfile PATH"
+            f"no keys configured: add pools to keyrouter.toml, set {variables} "
+            "(comma-separated) or pass --keyfile PATH"
         )
     return found
+
+
+def configured_store(args: argparse.Namespace) -> str | None:
+    """The store URL: --store, else `KEYROUTER_STORE`, else the config file's."""
+    if getattr(args, "store", None):
+        return str(args.store)
+    if os.environ.get("KEYROUTER_STORE"):
+        return os.environ["KEYROUTER_STORE"]
+    config = load_config(args.config)
+    return config.store if config else None
 
 
 def _from_keyfile(path: str | None) -> list[tuple[str, Key]]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from typing import Any
 
-from keyrouter.cli._sources import add_key_arguments, configured_keys
+from keyrouter.cli._sources import add_key_arguments, configured_keys, configured_store
 from keyrouter.cli._table import render_table
 from keyrouter.core.keys import Key
 from keyrouter.core.pool import KeyPool, KeySnapshot
@@ -37,7 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--store",
         metavar="URL",
         help="the store the app shares state through: sqlite:///path.db or "
-        "redis://host:6379/0 (default: $KEYROUTER_STORE)",
+        "redis://host:6379/0 (default: $KEYROUTER_STORE, else the config file's)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=run)
@@ -45,7 +44,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     keys = configured_keys(args)
-    url = args.store or os.environ.get("KEYROUTER_STORE")
+    url = configured_store(args)
     snapshot = read_state(keys, url)
     now = time.time()
     if args.json:
