@@ -626,6 +626,37 @@ def test_garbage_and_error_in_200_faults(fake: FakeProvider) -> None:
     assert body.json()["error"]["type"] == "server_error"
 
 
+def test_slow_stream_fault_spaces_the_chunks_and_ignores_non_streams(fake: FakeProvider) -> None:
+    fake.inject(Fault.slow_stream(0.02), times=1)
+    sdk = client(fake)
+    plain = sdk.chat.completions.create(model=MODEL, messages=HI)
+    started = time.monotonic()
+    received: list[ChatCompletionChunk] = []
+    drain(sdk.chat.completions.create(model=MODEL, messages=HI, stream=True), received)
+
+    assert plain.choices[0].finish_reason == "stop"
+    assert received[-1].choices[0].finish_reason == "stop"
+    assert time.monotonic() - started >= 0.02 * len(received)
+
+
+def test_status_faults_carry_given_headers_and_body(fake: FakeProvider) -> None:
+    fault = Fault.status(429, headers={"Retry-After": "soon"}, body=b'{"error": 7}')
+    fake.inject(fault, times=1)
+    fake.inject(Fault.override_headers({"x-ratelimit-remaining-requests": "-1"}), times=1)
+    refused = raw_post(
+        fake, "/chat/completions", {"model": MODEL, "messages": HI}, "sk-a-0123456789"
+    )
+    answered = raw_post(
+        fake, "/chat/completions", {"model": MODEL, "messages": HI}, "sk-a-0123456789"
+    )
+
+    assert (refused.status_code, refused.content) == (429, b'{"error": 7}')
+    assert refused.headers.get_list("retry-after") == ["soon"]
+    assert answered.status_code == 200
+    assert answered.headers.get_list("x-ratelimit-remaining-requests") == ["-1"]
+    assert answered.json()["object"] == "chat.completion"
+
+
 def test_faults_without_times_last_until_cleared(fake: FakeProvider) -> None:
     fake.inject(Fault.status(503))
     for key in ("sk-a-0123456789", "sk-b-0123456789", "sk-a-0123456789"):

@@ -134,6 +134,8 @@ class Emulator(ABC):
             if fault is not None:
                 _misbehave(response, fault)
         self._finish(request, response, streaming=streaming, started=started)
+        if fault is not None:
+            _override(response, fault)
         status = 0 if response.drop else response.status
         record = RequestRecord(request.method, request.path, secret, status, request.header("host"))
         self._ledger.record(record)
@@ -193,10 +195,22 @@ class Emulator(ABC):
 
 
 def _misbehave(response: Response, fault: Fault) -> None:
-    """Faults that keep the answer but break its delivery (cut short, or stalled)."""
+    """Faults that keep the answer but break its delivery (cut short, stalled, slowed)."""
     response.truncate = fault.kind == "truncate"
     if fault.kind == "stall_stream" and response.stream is not None:
         response.stall_after = fault.after_chunks
+    if fault.kind == "slow_stream" and response.stream is not None:
+        response.chunk_delay = fault.seconds
+
+
+def _override(response: Response, fault: Fault) -> None:
+    """A fault's own headers and error body, put over what the provider would send."""
+    if fault.headers:
+        names = {name for name, _ in fault.headers}
+        kept = [(name, value) for name, value in response.headers if name.lower() not in names]
+        response.headers[:] = [*kept, *fault.headers]
+    if fault.body is not None and response.stream is None:
+        response.body = fault.body
 
 
 # -- helpers --------------------------------------------------------------------------------

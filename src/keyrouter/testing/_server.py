@@ -83,6 +83,7 @@ class Response:
     drop: bool = False
     truncate: bool = False
     stall_after: int | None = None
+    chunk_delay: float = 0.0
 
 
 class Handler(Protocol):
@@ -92,8 +93,17 @@ class Handler(Protocol):
 
 
 FaultKind = Literal[
-    "status", "reset", "delay", "stall_stream", "truncate", "garbage", "error_in_200"
+    "status",
+    "reset",
+    "delay",
+    "stall_stream",
+    "slow_stream",
+    "truncate",
+    "garbage",
+    "error_in_200",
+    "headers",
 ]
+_STREAM_ONLY: frozenset[FaultKind] = frozenset({"stall_stream", "slow_stream"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +111,9 @@ class Fault:
     """A misbehaviour to inject into responses (see ``FakeProvider.inject``).
 
     Build one with the class methods; each provider renders status faults
-    with its own error bodies.
+    with its own error bodies.  ``headers`` (set or replace response headers)
+    and ``body`` (replace the error body) let a test send exactly the bytes it
+    wants to check a client against, e.g. a nonsensical ``retry-after``.
     """
 
     kind: FaultKind
@@ -109,17 +121,33 @@ class Fault:
     plain: bool = False
     seconds: float = 0.0
     after_chunks: int = 0
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
 
     @classmethod
-    def status(cls, code: int, *, plain: bool = False) -> Fault:
+    def status(
+        cls,
+        code: int,
+        *,
+        plain: bool = False,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> Fault:
         """Answer with HTTP ``code`` and the provider's error body for it.
 
         ``plain=True`` sends what the provider's edge proxy sends instead of the
         API's JSON (OpenAI: envoy's ``text/plain`` 503, Cloudflare's HTML 502).
+        ``headers`` are set on the answer (replacing ones of the same name);
+        ``body`` replaces the error body.
         """
         if not 400 <= code <= 599:
             raise ValueError(f"a status fault needs a 4xx or 5xx code, got {code}")
-        return cls("status", code=code, plain=plain)
+        return cls("status", code=code, plain=plain, headers=_pairs(headers), body=body)
+
+    @classmethod
+    def override_headers(cls, headers: Mapping[str, str]) -> Fault:
+        """Answer normally (a success or the provider's own refusal) with ``headers`` set."""
+        return cls("headers", headers=_pairs(headers))
 
     @classmethod
     def reset(cls) -> Fault:
@@ -141,6 +169,13 @@ class Fault:
         return cls("stall_stream", after_chunks=after_chunks)
 
     @classmethod
+    def slow_stream(cls, seconds: float) -> Fault:
+        """Streaming requests only: wait ``seconds`` before each chunk of the stream."""
+        if seconds < 0:
+            raise ValueError(f"slow_stream needs a non-negative delay, got {seconds}")
+        return cls("slow_stream", seconds=seconds)
+
+    @classmethod
     def truncate(cls) -> Fault:
         """Announce a longer body (``Content-Length``) than is sent, then close."""
         return cls("truncate")
@@ -159,6 +194,15 @@ class Fault:
     def replaces_response(self) -> bool:
         """Whether the fault answers instead of the provider (no auth, no rate limit)."""
         return self.kind in ("status", "reset", "garbage", "error_in_200")
+
+    @property
+    def streams_only(self) -> bool:
+        """Whether the fault only strikes streaming requests."""
+        return self.kind in _STREAM_ONLY
+
+
+def _pairs(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((name.lower(), value) for name, value in (headers or {}).items())
 
 
 @dataclass(slots=True)
@@ -188,7 +232,7 @@ class FaultBook:
             for injection in self._injections:
                 if injection.key is not None and injection.key != key:
                     continue
-                if injection.fault.kind == "stall_stream" and not streaming:
+                if injection.fault.streams_only and not streaming:
                     continue
                 if injection.remaining is not None:
                     injection.remaining -= 1
@@ -379,7 +423,7 @@ class _Connection:
             chunks = [chunk async for chunk in stream]
             await self._send_chunks(_replay(chunks[: len(chunks) // 2]))
             return False  # closing now leaves the chunked body unterminated
-        await self._send_chunks(stream, limit=response.stall_after)
+        await self._send_chunks(stream, limit=response.stall_after, delay=response.chunk_delay)
         if response.stall_after is not None:
             await self._hold_until_client_leaves()
             return False
@@ -387,13 +431,17 @@ class _Connection:
         await self._writer.drain()
         return True
 
-    async def _send_chunks(self, stream: AsyncIterator[bytes], limit: int | None = None) -> None:
-        """Send each non-empty item as one HTTP chunk, at most ``limit`` of them."""
+    async def _send_chunks(
+        self, stream: AsyncIterator[bytes], limit: int | None = None, delay: float = 0.0
+    ) -> None:
+        """Send each non-empty item as one HTTP chunk (``delay`` s apart), at most ``limit``."""
         sent = 0
         async for chunk in stream:
             if limit is not None and sent >= limit:
                 return
             if chunk:
+                if delay > 0:
+                    await asyncio.sleep(delay)
                 self._writer.write(self._h11.send(h11.Data(data=chunk)) or b"")
                 await self._writer.drain()
                 sent += 1
