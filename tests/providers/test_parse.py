@@ -63,6 +63,7 @@ def test_retry_after_prefers_milliseconds_then_seconds_then_http_date() -> None:
     assert parse_retry_after("Tue, 14 Nov 2023 22:13:00 GMT", None, now) == 0.0
     assert parse_retry_after("soon", None, now) is None
     assert parse_retry_after(str(10**12), None, now) is None
+    assert parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT", None, now) is None  # not a month
 
 
 text = st.one_of(st.text(max_size=200), st.from_regex(r"[0-9hmsu.µ\-]{0,20}", fullmatch=True))

@@ -144,7 +144,10 @@ def parse_retry_after(
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     wait = moment.timestamp() - now_epoch
-    return min(max(0.0, wait), MAX_WAIT_SECONDS)
+    if wait > MAX_WAIT_SECONDS:
+        _ignored("retry-after", retry_after)  # like a number of seconds that large: nonsense
+        return None
+    return max(0.0, wait)
 
 
 def observed_limits(
