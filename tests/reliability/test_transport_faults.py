@@ -29,15 +29,20 @@ FAULTS = {
 }
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-@pytest.mark.parametrize("fault_name", list(FAULTS))
-@pytest.mark.parametrize("sdk", SDKS, ids=[s.name for s in SDKS])
+CASES = [
+    pytest.param(sdk, name, stream, id=f"{sdk.name}-{name}-{'stream' if stream else 'json'}")
+    for sdk in SDKS
+    for name, fault in FAULTS.items()
+    for stream in (False, True)
+    if stream or not fault.streams_only
+]
+
+
+@pytest.mark.parametrize(("sdk", "fault_name", "stream"), CASES)
 def test_a_fault_becomes_a_success_or_the_sdks_own_error(
     sdk: Sdk, fault_name: str, stream: bool, figures: object
 ) -> None:
     fault = FAULTS[fault_name]
-    if fault.streams_only and not stream:
-        pytest.skip("a stream fault")
     faulty, healthy = sdk.keys
     with FakeProvider([FakeKey(faulty), FakeKey(healthy)]) as fake:
         fake.inject(fault, key=faulty)
