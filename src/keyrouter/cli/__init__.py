@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "status",  # the pool's state per key, from the shared store
     "check",  # validate each configured key with one models-list call
     "config",  # validate keyrouter.toml and print the effective configuration
+    "keys",  # the encrypted key file: init, add, list, remove, rotate
 )
 
 
