@@ -7,6 +7,7 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.default_venv_backend = "venv"
 
+
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """The whole suite on the current SDK majors (openai 3.x on httpx2)."""
@@ -42,3 +43,12 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     for script in ("overhead", "capacity"):
         session.run("python", "-m", f"benchmarks.{script}", *session.posargs)
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs-material) into site/, strict: a broken link fails it.
+    `nox -s docs -- serve` is not supported; run `mkdocs serve` in the session's venv."""
+    session.install("mkdocs-material>=9.5")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
+    session.run("mkdocs", "build", "--strict", *session.posargs)
