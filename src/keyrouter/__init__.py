@@ -12,32 +12,32 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from keyrouter._events import on_event
-from keyrouter._otel import instrument_otel
-from keyrouter._snapshot import snapshot
-from keyrouter.core.decision import Decision, Refusal
-from keyrouter.core.events import (
-    CapacityChanged,
-    Event,
-    Failover,
-    KeyStateChanged,
-    RequestRouted,
-)
-from keyrouter.core.health import KeyState
-from keyrouter.core.keys import Key, azure_key
-from keyrouter.core.pool import KeySnapshot
-from keyrouter.core.quota import Capacity
-from keyrouter.core.rules import Schedule
-from keyrouter.entry.patching import patch, unpatch
-from keyrouter.entry.scopes import pool
 from keyrouter.errors import ConfigError, KeyFileError, KeyFormatError, KeyrouterError, StoreError
 
 if TYPE_CHECKING:
+    from keyrouter._events import on_event
+    from keyrouter._otel import instrument_otel
+    from keyrouter._snapshot import snapshot
+    from keyrouter.core.decision import Decision, Refusal
+    from keyrouter.core.events import (
+        CapacityChanged,
+        Event,
+        Failover,
+        KeyStateChanged,
+        RequestRouted,
+    )
+    from keyrouter.core.health import KeyState
+    from keyrouter.core.keys import Key, azure_key
+    from keyrouter.core.pool import KeySnapshot
+    from keyrouter.core.quota import Capacity
+    from keyrouter.core.rules import Schedule
     from keyrouter.entry.anthropic_clients import KeyRoutedAnthropic, KeyRoutedAsyncAnthropic
     from keyrouter.entry.any_api import route
     from keyrouter.entry.azure_clients import KeyRoutedAsyncAzureOpenAI, KeyRoutedAzureOpenAI
     from keyrouter.entry.gemini_client import KeyRoutedGenAIClient
     from keyrouter.entry.openai_clients import KeyRoutedAsyncOpenAI, KeyRoutedOpenAI
+    from keyrouter.entry.patching import patch, unpatch
+    from keyrouter.entry.scopes import pool
     from keyrouter.keyfile import keys_from_file
 
 __all__ = [
@@ -82,6 +82,25 @@ __version__ = "0.1.0"
 logging.getLogger("keyrouter").addHandler(logging.NullHandler())
 
 _LAZY = {
+    "on_event": "keyrouter._events",
+    "snapshot": "keyrouter._snapshot",
+    "instrument_otel": "keyrouter._otel",
+    "Decision": "keyrouter.core.decision",
+    "Refusal": "keyrouter.core.decision",
+    "CapacityChanged": "keyrouter.core.events",
+    "Event": "keyrouter.core.events",
+    "Failover": "keyrouter.core.events",
+    "KeyStateChanged": "keyrouter.core.events",
+    "RequestRouted": "keyrouter.core.events",
+    "KeyState": "keyrouter.core.health",
+    "Key": "keyrouter.core.keys",
+    "azure_key": "keyrouter.core.keys",
+    "KeySnapshot": "keyrouter.core.pool",
+    "Capacity": "keyrouter.core.quota",
+    "Schedule": "keyrouter.core.rules",
+    "patch": "keyrouter.entry.patching",
+    "unpatch": "keyrouter.entry.patching",
+    "pool": "keyrouter.entry.scopes",
     "KeyRoutedOpenAI": "keyrouter.entry.openai_clients",
     "KeyRoutedAsyncOpenAI": "keyrouter.entry.openai_clients",
     "KeyRoutedAnthropic": "keyrouter.entry.anthropic_clients",
@@ -95,7 +114,9 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """Client subclasses import their SDK (and the key file, cryptography) only when used."""
+    """Every public name is imported when first used, so `import keyrouter` costs next to
+    nothing: the router loads with the first `patch()`, `pool()` or `Key`, a client subclass
+    with its SDK, the key file with cryptography."""
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'keyrouter' has no attribute {name!r}")
@@ -104,3 +125,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -9,6 +9,7 @@ built without one); after, it installs the interceptor on the client's transport
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any
 
@@ -31,9 +32,11 @@ from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
 
 __all__ = ["patch", "unpatch"]
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # an import hook may run while `patch()` holds it
 _patched: dict[type[Any], SdkBinding] = {}
 _settings = RouteSettings()
+_active = False
+_hooked: set[str] = set()
 
 
 def patch(
@@ -59,13 +62,15 @@ def patch(
     `keyrouter.azure_key(secret, endpoint, deployment=...)`.
     A provider with no keys still gets its clients hooked, so `keyrouter.pool(...)` scopes
     apply to them. Calling `patch()` again replaces the pools and settings; the hooks are
-    installed once.
+    installed once. An SDK that is not imported yet is not imported here (that would cost
+    the app a second or so per SDK it never uses): its classes are hooked when the app
+    imports it.
 
     `store` shares what the pools learn beyond this process: `"sqlite:///keyrouter.db"`
     (survives restarts, shared by processes on one machine) or `"redis://host:6379/0"` (shared
     across hosts); default `KEYROUTER_STORE`, else memory. See docs/stores.md.
     """
-    global _settings
+    global _settings, _active
     given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
     pools: dict[str, KeyPool] = {}
     config = None
@@ -97,13 +102,32 @@ def patch(
         attach_store(default_book(), shared)
         for provider in PROVIDERS:
             set_global_pool(provider, pools.get(provider))
+        _active = True
         for binding in BINDINGS:
-            cls = binding.load()
-            if cls is not None and cls not in _patched:
-                wrapt.wrap_function_wrapper(cls, "__init__", _init_wrapper(binding))
-                _patched[cls] = binding
+            if binding.module in sys.modules:
+                _hook_class(binding)
+            if binding.module not in _hooked:
+                _hooked.add(binding.module)
+                wrapt.register_post_import_hook(_on_import, binding.module)
     for built in pools.values():
         warm_pool(built)
+
+
+def _on_import(module: Any) -> None:
+    """An SDK was imported after `patch()`: hook its client classes (unless unpatched since)."""
+    with _lock:
+        if not _active:
+            return
+        for binding in BINDINGS:
+            if binding.module == module.__name__:
+                _hook_class(binding)
+
+
+def _hook_class(binding: SdkBinding) -> None:
+    cls = binding.load()
+    if cls is not None and cls not in _patched:
+        wrapt.wrap_function_wrapper(cls, "__init__", _init_wrapper(binding))
+        _patched[cls] = binding
 
 
 def unpatch() -> None:
@@ -112,7 +136,9 @@ def unpatch() -> None:
     Clients created while patched keep their interceptor; with no pool in force they answer
     with a clear error instead of sending a placeholder to the provider.
     """
+    global _active
     with _lock:
+        _active = False
         for cls in list(_patched):
             wrapper = cls.__dict__.get("__init__")
             if isinstance(wrapper, wrapt.FunctionWrapper):
