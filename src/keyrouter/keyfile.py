@@ -25,7 +25,7 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -146,9 +146,11 @@ def create(
 ) -> Path:
     """Write an empty key file (refuses to overwrite one that exists)."""
     file = keyfile_path(path)
-    if file.exists():
-        raise KeyFileError("already exists; nothing was changed", path=str(file))
-    _save(file, _cipher(master_key), [])
+    cipher = _cipher(master_key)
+    with _one_writer(file):
+        if file.exists():
+            raise KeyFileError("already exists; nothing was changed", path=str(file))
+        _save(file, cipher, [])
     return file
 
 
@@ -166,23 +168,26 @@ def add(
 ) -> StoredKey:
     """Store a new key under `name` (the file is created if missing)."""
     file = keyfile_path(path)
-    cipher, entries = _open(file, master_key, missing_ok=True)
     _check_name(name, "name")
     _check_name(provider, "provider")
     key = _make_key(secret, name, scope=scope, weight=weight, base_url=base_url, dep=deployment)
-    for entry in entries:
-        if entry.name == name:
-            raise KeyFileError(
-                f"already has a key named {name!r}; remove it first or use "
-                f"`keyrouter keys rotate {name}` to replace its secret",
-                path=str(file),
-            )
-        if entry.key == key:
-            raise KeyFileError(
-                f"already holds key {key.fingerprint} (as {entry.name!r})", path=str(file)
-            )
     stored = StoredKey(provider, key, time.time())
-    _save(file, cipher, [*entries, stored])
+
+    def change(entries: list[StoredKey]) -> list[StoredKey]:
+        for entry in entries:
+            if entry.name == name:
+                raise KeyFileError(
+                    f"already has a key named {name!r}; remove it first or use "
+                    f"`keyrouter keys rotate {name}` to replace its secret",
+                    path=str(file),
+                )
+            if entry.key == key:
+                raise KeyFileError(
+                    f"already holds key {key.fingerprint} (as {entry.name!r})", path=str(file)
+                )
+        return [*entries, stored]
+
+    _rewrite(file, master_key, change, missing_ok=True)
     return stored
 
 
@@ -194,10 +199,14 @@ def remove(
 ) -> StoredKey:
     """Delete the key called `name`; returns what was removed."""
     file = keyfile_path(path)
-    cipher, entries = _open(file, master_key)
-    entry = _find(file, entries, name)
-    _save(file, cipher, [e for e in entries if e is not entry])
-    return entry
+    removed: list[StoredKey] = []
+
+    def change(entries: list[StoredKey]) -> list[StoredKey]:
+        removed.append(_find(file, entries, name))
+        return [e for e in entries if e is not removed[0]]
+
+    _rewrite(file, master_key, change)
+    return removed[0]
 
 
 def replace_secret(
@@ -209,17 +218,21 @@ def replace_secret(
 ) -> StoredKey:
     """Give the key called `name` a new secret (a rotated API key), keeping its settings."""
     file = keyfile_path(path)
-    cipher, entries = _open(file, master_key)
-    old = _find(file, entries, name)
-    k = old.key
-    key = _make_key(
-        secret, name, scope=k.scope, weight=k.weight, base_url=k.base_url, dep=k.deployment
-    )
-    if any(e.key == key for e in entries):
-        raise KeyFileError(f"already holds key {key.fingerprint}", path=str(file))
-    new = StoredKey(old.provider, key, time.time())
-    _save(file, cipher, [new if e is old else e for e in entries])
-    return new
+    replaced: list[StoredKey] = []
+
+    def change(entries: list[StoredKey]) -> list[StoredKey]:
+        old = _find(file, entries, name)
+        k = old.key
+        key = _make_key(
+            secret, name, scope=k.scope, weight=k.weight, base_url=k.base_url, dep=k.deployment
+        )
+        if any(e.key == key for e in entries):
+            raise KeyFileError(f"already holds key {key.fingerprint}", path=str(file))
+        replaced.append(StoredKey(old.provider, key, time.time()))
+        return [replaced[0] if e is old else e for e in entries]
+
+    _rewrite(file, master_key, change)
+    return replaced[0]
 
 
 def rotate_master_key(
@@ -229,9 +242,44 @@ def rotate_master_key(
     master_key: MasterKey | None = None,
 ) -> None:
     """Re-encrypt the key file under `new_master_key` (the old one must still open it)."""
-    file = keyfile_path(path)
-    _, entries = _open(file, master_key)
-    _save(file, _cipher(new_master_key), entries)
+    _rewrite(keyfile_path(path), master_key, list, new_master_key=new_master_key)
+
+
+def _rewrite(
+    file: Path,
+    master_key: MasterKey | None,
+    change: Callable[[list[StoredKey]], list[StoredKey]],
+    *,
+    missing_ok: bool = False,
+    new_master_key: MasterKey | None = None,
+) -> None:
+    """Decrypt, change and write back, holding the writer lock: concurrent commands never
+    lose each other's changes, and a failure before the write leaves the file as it was."""
+    with _one_writer(file):
+        cipher, entries = _open(file, master_key, missing_ok=missing_ok)
+        changed = change(entries)
+        _save(file, cipher if new_master_key is None else _cipher(new_master_key), changed)
+
+
+@contextlib.contextmanager
+def _one_writer(file: Path) -> Iterator[None]:
+    """An exclusive lock on `.<name>.lock` beside the file (POSIX `flock`; elsewhere none)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock = file.with_name(f".{file.name}.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        message = f"cannot write beside the key file ({exc.strerror})"
+        raise KeyFileError(message, path=str(file)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 # -- master keys -----------------------------------------------------------------------------

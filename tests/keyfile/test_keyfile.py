@@ -236,3 +236,20 @@ def test_import_keyrouter_does_not_import_cryptography() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path, master: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "shared.keys"
+
+    def add_five(worker: int) -> None:
+        for i in range(5):
+            name = f"w{worker}-k{i}"
+            keyfile.add(name, f"sk-concurrent-{worker}-{i:020d}", provider="openai",
+                        path=path, master_key=master)  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(add_five, range(4)))
+    names = {e.name for e in keyfile.load(path, master_key=master)}
+    assert names == {f"w{w}-k{i}" for w in range(4) for i in range(5)}
