@@ -17,9 +17,13 @@ from keyrouter.errors import ConfigError, KeyFileError, KeyFormatError, Keyroute
 if TYPE_CHECKING:
     from keyrouter._events import on_event
     from keyrouter._otel import instrument_otel
+    from keyrouter._pricing import price_of, set_prices
     from keyrouter._snapshot import snapshot
+    from keyrouter._usage_api import usage_records, usage_totals
+    from keyrouter.core.budget import Budget
     from keyrouter.core.decision import Decision, Refusal
     from keyrouter.core.events import (
+        BudgetThresholdCrossed,
         CapacityChanged,
         Event,
         Failover,
@@ -29,8 +33,10 @@ if TYPE_CHECKING:
     from keyrouter.core.health import KeyState
     from keyrouter.core.keys import Key, azure_key
     from keyrouter.core.pool import KeySnapshot
+    from keyrouter.core.pricing import Price
     from keyrouter.core.quota import Capacity
     from keyrouter.core.rules import Schedule
+    from keyrouter.core.usage import Usage, UsageRecord, UsageTotals
     from keyrouter.entry.anthropic_clients import KeyRoutedAnthropic, KeyRoutedAsyncAnthropic
     from keyrouter.entry.any_api import route
     from keyrouter.entry.azure_clients import KeyRoutedAsyncAzureOpenAI, KeyRoutedAzureOpenAI
@@ -41,6 +47,8 @@ if TYPE_CHECKING:
     from keyrouter.keyfile import keys_from_file
 
 __all__ = [
+    "Budget",
+    "BudgetThresholdCrossed",
     "Capacity",
     "CapacityChanged",
     "ConfigError",
@@ -61,19 +69,27 @@ __all__ = [
     "KeyState",
     "KeyStateChanged",
     "KeyrouterError",
+    "Price",
     "Refusal",
     "RequestRouted",
     "Schedule",
     "StoreError",
+    "Usage",
+    "UsageRecord",
+    "UsageTotals",
     "azure_key",
     "instrument_otel",
     "keys_from_file",
     "on_event",
     "patch",
     "pool",
+    "price_of",
     "route",
+    "set_prices",
     "snapshot",
     "unpatch",
+    "usage_records",
+    "usage_totals",
 ]
 
 __version__ = "0.1.0"
@@ -82,6 +98,16 @@ __version__ = "0.1.0"
 logging.getLogger("keyrouter").addHandler(logging.NullHandler())
 
 _LAZY = {
+    "Budget": "keyrouter.core.budget",
+    "BudgetThresholdCrossed": "keyrouter.core.events",
+    "Price": "keyrouter.core.pricing",
+    "Usage": "keyrouter.core.usage",
+    "UsageRecord": "keyrouter.core.usage",
+    "UsageTotals": "keyrouter.core.usage",
+    "price_of": "keyrouter._pricing",
+    "set_prices": "keyrouter._pricing",
+    "usage_records": "keyrouter._usage_api",
+    "usage_totals": "keyrouter._usage_api",
     "on_event": "keyrouter._events",
     "snapshot": "keyrouter._snapshot",
     "instrument_otel": "keyrouter._otel",

@@ -52,6 +52,8 @@ class Decision(NamedTuple):
     waiting_for_probe: bool = False
     queued: bool = False
     """Other callers are waiting ahead of this one: try again shortly."""
+    rank: tuple[float, ...] = ()
+    """The chosen key's rank under the objective (its scores, lower is better)."""
 
     @property
     def key(self) -> Key | None:
@@ -60,7 +62,7 @@ class Decision(NamedTuple):
     def explain(self, now: float | None = None) -> str:
         """One line a person can read: the choice, then each refusal."""
         head = (
-            f"chose {self.lease.key.label} by {self.objective}"
+            f"chose {self.lease.key.label} by {self.objective}{self._scores()}"
             if self.lease
             else "no key can serve now"
         )
@@ -69,6 +71,14 @@ class Decision(NamedTuple):
         if self.lease is None and self.retry_at is not None and now is not None:
             parts.append(f"earliest recovery in {_seconds(self.retry_at - now)}")
         return "; ".join(parts)
+
+    def _scores(self) -> str:
+        if not self.rank:
+            return ""
+        from keyrouter.core.objectives import describe_rank
+
+        described = describe_rank(self.objective, self.rank)
+        return f" ({described})" if described else ""
 
 
 def _seconds(value: float) -> str:

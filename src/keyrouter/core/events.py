@@ -20,6 +20,7 @@ from keyrouter.core.health import KeyState
 from keyrouter.core.quota import Capacity
 
 __all__ = [
+    "BudgetThresholdCrossed",
     "CapacityChanged",
     "Event",
     "Failover",
@@ -110,8 +111,29 @@ class StoreRecovered:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetThresholdCrossed:
+    """A budget's spend reached `threshold` (a fraction of its limit) in `period`; fired once
+    per budget, period and threshold (`threshold >= 1.0`: the budget is spent)."""
+
+    log_level: ClassVar[int] = logging.WARNING
+    budget: str
+    period: str
+    threshold: float
+    spent_usd: float
+    limit_usd: float
+    resets_at: float
+    at: float
+
+
 Event = (
-    KeyStateChanged | CapacityChanged | RequestRouted | Failover | StoreDegraded | StoreRecovered
+    KeyStateChanged
+    | CapacityChanged
+    | RequestRouted
+    | Failover
+    | StoreDegraded
+    | StoreRecovered
+    | BudgetThresholdCrossed
 )
 
 

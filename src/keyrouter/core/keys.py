@@ -52,6 +52,8 @@ class Key:
     `deny_models`, glob patterns (`"gpt-4o*"`) a request's model must / must not match;
     `max_in_flight`, the most requests the key may have outstanding; `schedule`, the UTC hours
     and days the key may serve (`keyrouter.Schedule(hours="22-06")`).
+    `price_multiplier` scales list prices for this key (0.8: a 20% discount); `credits_usd`
+    is a free-credit balance the `cost` objective spends first (see docs/cost.md).
     """
 
     secret: str = field(repr=False)
@@ -66,6 +68,8 @@ class Key:
     deny_models: Collection[str] = ()
     max_in_flight: int | None = None
     schedule: Schedule | None = None
+    price_multiplier: float = 1.0
+    credits_usd: float | None = None
     id: str = field(init=False, repr=False)
     fingerprint: str = field(init=False, repr=False)
 
@@ -76,6 +80,7 @@ class Key:
                 f"weight must be a positive finite number, got {self.weight!r}",
                 field=f"key {fingerprint(self.secret)}.weight",
             )
+        _check_money(self)
         object.__setattr__(self, "id", key_id(self.secret))
         object.__setattr__(self, "fingerprint", fingerprint(self.secret))
         self._check_policies()
@@ -128,6 +133,10 @@ class Key:
             if v is not None
         )
         weight = f", weight={self.weight!r}" if self.weight != 1.0 else ""
+        if self.price_multiplier != 1.0:
+            weight += f", price_multiplier={self.price_multiplier!r}"
+        if self.credits_usd is not None:
+            weight += f", credits_usd={self.credits_usd!r}"
         rules = "".join(
             f", {k}={v!r}"
             for k, v in (
@@ -177,6 +186,18 @@ def azure_key(
         base_url=endpoint.rstrip("/"),
         deployment=deployment,
     )
+
+
+def _check_money(key: Key) -> None:
+    for name in ("price_multiplier", "credits_usd"):
+        value = getattr(key, name)
+        if value is None and name == "credits_usd":
+            continue
+        if not (isinstance(value, int | float) and 0 <= value < float("inf")):
+            raise KeyFormatError(
+                f"{name} must be a finite number >= 0, got {value!r}",
+                field=f"key {fingerprint(key.secret)}.{name}",
+            )
 
 
 def _check_secret(secret: object) -> None:

@@ -17,18 +17,22 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from keyrouter.core.decision import Decision, Lease, Refusal
 from keyrouter.core.events import CapacityChanged, Event, KeyStateChanged
 from keyrouter.core.health import KeyState
 from keyrouter.core.keys import Key, key_id
-from keyrouter.core.objectives import OBJECTIVES, Candidate
+from keyrouter.core.objectives import Candidate, resolve
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.policy import PolicyGate, PoolPolicy
 from keyrouter.core.quota import Capacity, Demand, LimitObservation
 from keyrouter.core.state import KeyRecord, ScopeRecord, StateBook
 from keyrouter.core.store import Grant, SharedKey, SharedScope, adopt_key, adopt_scope
 from keyrouter.errors import ConfigError
+
+if TYPE_CHECKING:
+    from keyrouter.core.budget import Spending
 
 __all__ = ["DimensionSnapshot", "KeyPool", "KeySnapshot"]
 
@@ -76,23 +80,22 @@ class KeyPool:
         keys: Sequence[Key],
         *,
         book: StateBook,
-        objective: str = "headroom",
+        objective: str | Mapping[str, float] = "headroom",
         name: str = "pool",
         policy: PoolPolicy | None = None,
+        spending: Spending | None = None,
     ) -> None:
         if not keys:
             raise ConfigError("the pool has no keys", field=name)
-        if objective not in OBJECTIVES:
-            raise ConfigError(
-                f"unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}",
-                field="objective",
-            )
         self.keys: tuple[Key, ...] = tuple(keys)
         self.name = name
-        self.objective = objective
-        self._order = OBJECTIVES[objective]
+        self.objective, self._order, self._weighs_price = resolve(objective)
         self.policy = policy or PoolPolicy()
         self._gate = PolicyGate(self.keys, self.policy, pool=name)
+        self.spending = spending
+        """Usage, cost and budgets of this pool (None: nobody asked, nothing is metered)."""
+        self._dearest = max(k.price_multiplier for k in self.keys) or 1.0
+        self._best_rank: tuple[float, ...] = ()
         self._book = book
         self._by_id = {key.id: key for key in self.keys}
         self._index_of = {key.id: index for index, key in enumerate(self.keys)}
@@ -151,7 +154,8 @@ class KeyPool:
             best, refused, retry_at, probing = self._scan(demand, now, excluded)
             if best is None:
                 return Decision(None, self.objective, refused, retry_at, probing)
-            return Decision(self._grant(best, demand, now), self.objective, refused)
+            lease = self._grant(best, demand, now)
+            return Decision(lease, self.objective, refused, rank=self._best_rank)
 
     def earliest_recovery(self, demand: Demand, now: float) -> float | None:
         """When some key could next take `demand` (now if one can), without reserving."""
@@ -196,6 +200,7 @@ class KeyPool:
                 continue
             refusal = self._check(index, demand, now)
             if refusal is None:
+                self._best_rank = ready[0][0]
                 heapq.heappop(ready)
                 versions[index] += 1
                 best = index
@@ -308,6 +313,8 @@ class KeyPool:
                 return Refusal(key.label, reason, now + wait, for_this_request=sized)
             reason = f"request exceeds the scope's {short} limit"
             return Refusal(key.label, reason, for_this_request=True)
+        if self.spending is not None:
+            return self.spending.key_refusal(key, demand, now)
         return None
 
     def _check_state(self, index: int, now: float, demand: Demand | None = None) -> Refusal | None:
@@ -345,7 +352,14 @@ class KeyPool:
             key.weight,
             record.stats.failure_rate,
             self._last_pick[index],
+            self._price(key) if self._weighs_price else 1.0,
         )
+
+    def _price(self, key: Key) -> float:
+        """The key's effective price relative to the pool's dearest key (0..1)."""
+        spending = self.spending
+        price = spending.effective_price(key) if spending else key.price_multiplier
+        return price / self._dearest
 
     def _grant(self, index: int, demand: Demand, now: float) -> Lease:
         key, record, scope = self.keys[index], self._records[index], self._scopes[index]
@@ -357,8 +371,11 @@ class KeyPool:
         scope.quota.reserve(seq, demand, now)
         self._last_pick[index] = seq
         self._picks_to_refresh -= 1
+        lease = Lease(key, key.scope_id, seq, demand, now)
+        if self.spending is not None:
+            self.spending.reserve(lease, now)  # before re-ranking: it may use up free credits
         self._push_ready(index, now)
-        return Lease(key, key.scope_id, seq, demand, now)
+        return lease
 
     def _queued_behind(self) -> Decision:
         refusal = Refusal("queue", f"{len(self._waiters)} caller(s) waiting ahead")
@@ -461,6 +478,8 @@ class KeyPool:
             self._reindex(lease, now, changed=moved or was_gated or kind is not OutcomeKind.SUCCESS)
             if moved or book.listeners:  # nothing to tell otherwise: a plain success stays cheap
                 self._note_changes(lease, record, scope, before_key, before_scope, now, events)
+        if self.spending is not None and outcome.kind.fails_over:
+            self.spending.release(lease)  # not delivered: nothing to charge
         self._wake_head()
         if events:
             book.listeners.emit(events)
@@ -473,6 +492,8 @@ class KeyPool:
             record.health.on_abandon()
             self._book.scope(lease.scope_id).quota.settle(lease.seq, (), now, refund=True)
             self._reindex(lease, now, changed=True)
+        if self.spending is not None:
+            self.spending.release(lease)
         self._wake_head()
 
     # -- shared state (a store other processes use too) ------------------------------------

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from keyrouter.core.events import Listeners
 from keyrouter.core.health import BreakerSettings, KeyHealth, ScopeHealth
 from keyrouter.core.quota import Capacity, ScopeQuota
+from keyrouter.core.usage import MemoryLedger, UsageLedger
 
 if TYPE_CHECKING:
     from keyrouter.core.store import StateStore
@@ -72,6 +73,8 @@ class StateBook:
         self.store: StateStore | None = None
         """State shared with other processes (SQLite, Redis); None: this memory only. The
         transport confirms leases against it and reports answers to it, outside the lock."""
+        self.ledger: UsageLedger = MemoryLedger()
+        """Usage records and budget spend (a store may put a shared ledger here)."""
         self._pins: OrderedDict[str, str] = OrderedDict()
         self._seq = itertools.count(1)
 
@@ -109,4 +112,6 @@ class StateBook:
             self.keys.clear()
             self.scopes.clear()
             self._pins.clear()
+            if isinstance(self.ledger, MemoryLedger):
+                self.ledger = MemoryLedger()
             self.generation += 1

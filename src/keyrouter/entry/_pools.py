@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping, Sequence
 
-from keyrouter.core.keys import normalize_keys
+from keyrouter.core.budget import Budget, Spending
+from keyrouter.core.keys import Key, normalize_keys
 from keyrouter.core.policy import PoolPolicy
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import default_book
@@ -26,16 +28,80 @@ def build_pool(
     provider: str,
     keys: object,
     *,
-    objective: str,
+    objective: str | Mapping[str, float],
     name: str | None = None,
     policy: PoolPolicy | None = None,
+    budgets: Sequence[Budget] = (),
+    usage: bool = False,
 ) -> KeyPool:
     if provider not in PROVIDERS:
         raise ConfigError(
             f"unknown provider {provider!r}; keyrouter knows {sorted(PROVIDERS)}", field=provider
         )
     return new_pool(
-        keys, field_name=provider, objective=objective, name=name or provider, policy=policy
+        keys,
+        field_name=provider,
+        objective=objective,
+        name=name or provider,
+        policy=policy,
+        budgets=budgets,
+        usage=usage,
+    )
+
+
+def budgets_for(provider: str, budgets: object) -> tuple[Budget, ...]:
+    """What `budget=`/`budgets=` says for one provider: a Budget, a list of them, or a mapping
+    of provider name to either."""
+    if budgets is None:
+        return ()
+    if isinstance(budgets, Mapping):
+        unknown = set(budgets) - set(PROVIDERS)
+        if unknown:
+            raise ConfigError(f"unknown provider(s) {sorted(unknown)}", field="budgets")
+        return budgets_for(provider, budgets.get(provider))
+    items = [budgets] if isinstance(budgets, Budget) else budgets
+    if not isinstance(items, list | tuple) or not all(isinstance(b, Budget) for b in items):
+        raise ConfigError(
+            "expected a keyrouter.Budget, a list of them, or {provider: Budget}", field="budgets"
+        )
+    return tuple(items)
+
+
+def _configured_budgets(given: Sequence[object]) -> tuple[Budget, ...]:
+    """Budgets from the config file (tables with Budget's fields) or already built."""
+    built = []
+    for index, item in enumerate(given):
+        if isinstance(item, Budget):
+            built.append(item)
+            continue
+        if not isinstance(item, Mapping):
+            raise ConfigError("a budget is a table of usd, period, per...", field="budgets")
+        fields = dict(item)
+        if "thresholds" in fields:
+            fields["thresholds"] = tuple(fields["thresholds"])
+        try:
+            built.append(Budget(**fields))
+        except TypeError as exc:
+            raise ConfigError(f"bad budget: {exc}", field=f"budgets[{index}]") from None
+    return tuple(built)
+
+
+def _wants_cost(keys: Sequence[Key], objective: object) -> bool:
+    weighs_cost = objective == "cost" or (isinstance(objective, Mapping) and "cost" in objective)
+    return weighs_cost or any(k.credits_usd for k in keys)
+
+
+def _spending(name: str, keys: Sequence[Key], budgets: Sequence[Budget]) -> Spending:
+    from keyrouter._pricing import price_of
+
+    book = default_book()
+    return Spending(
+        pool=name,
+        keys=keys,
+        budgets=budgets,
+        ledger=lambda: book.ledger,
+        price=price_of,
+        emit=book.listeners.emit,
     )
 
 
@@ -43,13 +109,31 @@ def new_pool(
     keys: object,
     *,
     field_name: str,
-    objective: str,
+    objective: str | Mapping[str, float],
     name: str,
     policy: PoolPolicy | None = None,
+    budgets: Sequence[Budget] = (),
+    usage: bool = False,
 ) -> KeyPool:
-    """A pool of `keys` learning into the process-wide state (any API, not only an SDK's)."""
+    """A pool of `keys` learning into the process-wide state (any API, not only an SDK's).
+
+    It keeps usage and cost (`spending`) when asked to (`usage`), when it has budgets (given
+    or from its policy), free credits on a key, or an objective that weighs cost.
+    """
     normalized = normalize_keys(keys, field_name=field_name)
-    return KeyPool(normalized, book=default_book(), objective=objective, name=name, policy=policy)
+    spending = None
+    if policy is not None and policy.budgets:
+        budgets = (*budgets, *_configured_budgets(policy.budgets))
+    if usage or budgets or _wants_cost(normalized, objective):
+        spending = _spending(name, normalized, budgets)
+    return KeyPool(
+        normalized,
+        book=default_book(),
+        objective=objective,
+        name=name,
+        policy=policy,
+        spending=spending,
+    )
 
 
 def keys_from_env(provider: str) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import wrapt
@@ -18,7 +19,13 @@ import wrapt
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import default_book, global_pool, set_global_pool
 from keyrouter.core.store import StateStore
-from keyrouter.entry._pools import PROVIDERS, build_pool, keys_from_env, warm_pool
+from keyrouter.entry._pools import (
+    PROVIDERS,
+    budgets_for,
+    build_pool,
+    keys_from_env,
+    warm_pool,
+)
 from keyrouter.entry._sdks import (
     BINDINGS,
     SdkBinding,
@@ -45,10 +52,12 @@ def patch(
     anthropic: object | None = None,
     gemini: object | None = None,
     azure: object | None = None,
-    objective: str | None = None,
+    objective: str | Mapping[str, float] | None = None,
     max_attempts: int | None = None,
     max_wait: float | None = None,
     store: str | None = None,
+    budgets: object = None,
+    usage: bool = False,
 ) -> None:
     """Route every SDK client created from now on through a pool of keys.
 
@@ -69,6 +78,10 @@ def patch(
     `store` shares what the pools learn beyond this process: `"sqlite:///keyrouter.db"`
     (survives restarts, shared by processes on one machine) or `"redis://host:6379/0"` (shared
     across hosts); default `KEYROUTER_STORE`, else memory. See docs/stores.md.
+    `objective` orders the keys: `"headroom"` (default), `"round_robin"`, `"reliability"`,
+    `"cost"`, or weights such as `{"cost": 0.7, "headroom": 0.3}`. `budgets` (a
+    `keyrouter.Budget`, a list, or `{provider: ...}`) caps spend; `usage=True` records every
+    call's usage and cost without a budget (see docs/cost.md).
     """
     global _settings, _active
     given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
@@ -87,12 +100,20 @@ def patch(
                     found.key_list,
                     objective=objective or found.objective,
                     policy=found.policy,
+                    budgets=budgets_for(provider, budgets),
+                    usage=usage,
                 )
     for provider, keys in given.items():
         source = keys if keys is not None else keys_from_env(provider)
         if source is not None and provider not in pools:
             default = config.objective if config is not None else "headroom"
-            pools[provider] = build_pool(provider, source, objective=objective or default)
+            pools[provider] = build_pool(
+                provider,
+                source,
+                objective=objective or default,
+                budgets=budgets_for(provider, budgets),
+                usage=usage,
+            )
     settings = RouteSettings(max_attempts=max_attempts, max_wait=max_wait)  # checks them
     if store is None and config is not None and not os.environ.get(STORE_ENV):
         store = config.store  # the argument, then KEYROUTER_STORE, then the file

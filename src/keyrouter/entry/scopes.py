@@ -15,7 +15,7 @@ from typing import Self
 from keyrouter.core.policy import PoolPolicy
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import current_scoped_pools, scoped_pools
-from keyrouter.entry._pools import build_pool
+from keyrouter.entry._pools import budgets_for, build_pool
 from keyrouter.errors import ConfigError
 
 __all__ = ["pool"]
@@ -30,6 +30,8 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
     `labels` limits the block to keys carrying one of them (`labels=["team-a"]`);
     `max_wait` / `max_attempts` bound its requests' waiting and attempts (docs/policies.md).
     `keyrouter.pool("team-a")` uses the pool of that name in the config file (docs/config.md).
+    `budget=keyrouter.Budget(...)` (or a list, or `{provider: ...}`) caps the scoped pool's
+    spend; give the budget a `name` to share it between `pool(...)` blocks.
     """
 
     def __init__(
@@ -41,10 +43,12 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
         anthropic: object | None = None,
         gemini: object | None = None,
         azure: object | None = None,
-        objective: str = "headroom",
+        objective: str | Mapping[str, float] = "headroom",
         labels: Collection[str] = (),
         max_wait: float | None = None,
         max_attempts: int | None = None,
+        budget: object = None,
+        usage: bool = False,
     ) -> None:
         self._tokens: list[Token[Mapping[str, KeyPool]]] = []
         self.pools: dict[str, KeyPool] = {}
@@ -56,7 +60,13 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
         policy = PoolPolicy(frozenset(chosen), max_wait=max_wait, max_attempts=max_attempts)
         self.pools = {
             provider: build_pool(
-                provider, keys, objective=objective, name=f"scoped {provider}", policy=policy
+                provider,
+                keys,
+                objective=objective,
+                name=f"scoped {provider}",
+                policy=policy,
+                budgets=budgets_for(provider, budget),
+                usage=usage,
             )
             for provider, keys in given.items()
             if keys is not None

@@ -25,6 +25,7 @@ from keyrouter.transports._flavor import (
     new_response,
     replace_response,
 )
+from keyrouter.transports._metering import metered
 from keyrouter.transports._plan import Plan, Sleep, Waker
 from keyrouter.transports._waiters import AsyncWaiter, SyncWaiter
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL, Route
@@ -59,6 +60,10 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Wak
         return _NO_POOL if credential in (None, PLACEHOLDER_CREDENTIAL) else None
     path = request.url.path
     demand = route.wire.estimate_demand(request.method, path, body)
+    if pool.spending is not None:
+        over_budget = pool.spending.pool_refusal(demand, route.clock())
+        if over_budget is not None:
+            return _Refused(over_budget)  # type: ignore[return-value]
     plan = Plan(route, pool, demand, _read_timeout(request), waker)
     resources = named_resources(path, body)
     if resources:
@@ -100,16 +105,23 @@ def _drop_pool_credentials(request: Any, pool: KeyPool | None) -> None:
             del headers[name]
 
 
-class _NoPool:
-    """Marker: the request is ours but no pool is active (placeholder credential)."""
+class _Refused:
+    """Marker: the request is ours but is answered before sending: no pool is active
+    (placeholder credential; `message` None) or a pool budget is spent (`message` says which)."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message
 
 
-_NO_POOL: Any = _NoPool()
+_NO_POOL: Any = _Refused()
 
 
-def _no_pool_response(route: Route, request: Any) -> Any:
+def _refused_response(route: Route, request: Any, refused: _Refused) -> Any:
     from keyrouter.core.outcome import OutcomeKind
 
+    if refused.message is not None:
+        status, body = route.wire.no_key_error(OutcomeKind.QUOTA_EXHAUSTED, refused.message)
+        return new_response(request, status, body, {"x-should-retry": "false"})
     message = (
         f"keyrouter: no {route.wire.name} key pool is active for this client; "
         f"pass keys to keyrouter.patch({route.wire.name}=[...]) or use "
@@ -173,8 +185,8 @@ class SyncInterceptor(_Interceptor):
         plan = _start(self.route, request, body, replayable, waiter)
         if plan is None:
             return self.__wrapped__(request)
-        if plan is _NO_POOL:
-            return _no_pool_response(self.route, request)
+        if isinstance(plan, _Refused):
+            return _refused_response(self.route, request, plan)
         original_url = request.url
         last: Any = None
         last_body = b""
@@ -196,7 +208,7 @@ class SyncInterceptor(_Interceptor):
                     _close_sync(last)
                     if plan.creates_resource and status < 300 and _is_json(response):
                         plan.learn_resource(step, response.read())
-                    return response
+                    return metered(plan, step, response, is_async=False)
                 _close_sync(last)
                 last, last_body, last_error = response, error_body, None
         finally:
@@ -229,8 +241,8 @@ class AsyncInterceptor(_Interceptor):
         plan = _start(self.route, request, body, replayable, waiter)
         if plan is None:
             return await self.__wrapped__(request)
-        if plan is _NO_POOL:
-            return _no_pool_response(self.route, request)
+        if isinstance(plan, _Refused):
+            return _refused_response(self.route, request, plan)
         original_url = request.url
         last: Any = None
         last_body = b""
@@ -252,7 +264,7 @@ class AsyncInterceptor(_Interceptor):
                     await _close_async(last)
                     if plan.creates_resource and status < 300 and _is_json(response):
                         plan.learn_resource(step, await response.aread())
-                    return response
+                    return metered(plan, step, response, is_async=True)
                 await _close_async(last)
                 last, last_body, last_error = response, error_body, None
         finally:

@@ -1,0 +1,357 @@
+"""Budgets: spend limits per pool, key or scope, per UTC day or month, enforced before sending.
+
+A `Budget` says how much may be spent; a pool's `Spending` applies its budgets to each call:
+it refuses a key (or the whole pool) whose budget cannot take the request's estimated cost,
+reserves that estimate on every budget the chosen key counts against (atomically, in the
+ledger, so concurrent callers cannot together overshoot), and when the response ends settles
+the reservation with the real cost, records the call and fires `BudgetThresholdCrossed` once
+per period for each threshold crossed. Free credits on a key (`Key.credits_usd`) are drawn
+down by the same settlement.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from keyrouter.core.decision import Lease, Refusal
+from keyrouter.core.events import BudgetThresholdCrossed, Event
+from keyrouter.core.keys import Key
+from keyrouter.core.pricing import Price, cost_of
+from keyrouter.core.quota import Demand
+from keyrouter.core.usage import (
+    USD_EPSILON,
+    BudgetClaim,
+    BudgetSpend,
+    Usage,
+    UsageLedger,
+    UsageRecord,
+)
+from keyrouter.errors import ConfigError
+
+__all__ = ["Budget", "Period", "Spending", "period_bounds"]
+
+Period = Literal["day", "month"]
+Per = Literal["pool", "key", "scope"]
+_UNLIMITED = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """At most `usd` per UTC calendar `period`, counted over the whole pool, or for each key
+    or each quota scope of it (`per`). `thresholds` (fractions of `usd`) fire a
+    `BudgetThresholdCrossed` event the first time spend reaches them in a period.
+
+    `name` identifies the budget's counter: pools (or processes sharing a store) that give the
+    same name share one budget. Without one, the counter is named after the pool and its keys.
+    """
+
+    usd: float
+    period: Period = "month"
+    per: Per = "pool"
+    thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.usd, int | float) and 0 <= self.usd < math.inf):
+            raise ConfigError(f"must be USD >= 0, got {self.usd!r}", field="budget.usd")
+        if self.period not in ("day", "month"):
+            raise ConfigError(f"'day' or 'month', not {self.period!r}", field="budget.period")
+        if self.per not in ("pool", "key", "scope"):
+            raise ConfigError(f"'pool', 'key' or 'scope', not {self.per!r}", field="budget.per")
+        if any(not 0 < t <= 10 for t in self.thresholds):
+            raise ConfigError("fractions of the budget in (0, 10]", field="budget.thresholds")
+        object.__setattr__(self, "thresholds", tuple(sorted(set(self.thresholds))))
+
+
+def period_bounds(period: Period | Literal["all"], now: float) -> tuple[str, float, float]:
+    """(label, start, end) of the UTC calendar period holding `now` (epoch seconds)."""
+    if period == "all":
+        return "all", -math.inf, math.inf
+    moment = datetime.fromtimestamp(now, UTC)
+    if period == "day":
+        start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        label = f"day:{start:%Y-%m-%d}"
+        end = start.timestamp() + 86400.0
+    else:
+        start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        label = f"month:{start:%Y-%m}"
+        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+        end = start.replace(year=year, month=month).timestamp()
+    return label, start.timestamp(), end
+
+
+def _usd(amount: float) -> str:
+    return f"{amount:.2f} USD" if amount >= 1 else f"{amount:.4f} USD"
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    budget: Budget
+    base_id: str
+
+    def claim_for(self, key: Key, now: float) -> tuple[BudgetClaim, float]:
+        """The counter `key` draws on under this rule, and when its period ends."""
+        suffix = (
+            ""
+            if self.budget.per == "pool"
+            else f"/key:{key.id}"
+            if self.budget.per == "key"
+            else f"/{key.scope_id}"
+        )
+        label, _, end = period_bounds(self.budget.period, now)
+        return BudgetClaim(self.base_id + suffix, label, float(self.budget.usd)), end
+
+
+@dataclass(slots=True)
+class _Open:
+    claims: tuple[BudgetClaim, ...]
+    amount: float
+    started: float
+
+
+class Spending:
+    """Usage, cost and budgets of one pool (see the module docstring).
+
+    `ledger` returns the ledger in force (the state book's); `price` maps a model name to
+    its price (None if unknown); `emit` delivers events.
+    """
+
+    def __init__(
+        self,
+        *,
+        pool: str,
+        keys: Sequence[Key],
+        budgets: Sequence[Budget],
+        ledger: Callable[[], UsageLedger],
+        price: Callable[[str | None], Price | None],
+        emit: Callable[[list[Event]], None],
+    ) -> None:
+        self.pool = pool
+        self._ledger = ledger
+        self._price = price
+        self._emit = emit
+        keyset = "+".join(sorted(k.id[:8] for k in keys))
+        default_base = f"pool:{pool}:{keyset}" if len(keys) <= 8 else f"pool:{pool}"
+        self._rules = tuple(
+            _Rule(b, (f"budget:{b.name}" if b.name else default_base) + f":{b.period}")
+            for b in budgets
+        )
+        self._pool_rules = tuple(r for r in self._rules if r.budget.per == "pool")
+        self._key_rules = tuple(r for r in self._rules if r.budget.per != "pool")
+        self._open: dict[int, _Open] = {}
+        self._lock = threading.Lock()
+        self._credits_left: dict[str, float] = {}
+        self._credits_pending: dict[str, float] = {}
+        """Estimates of calls in flight on keys with credits (they may use the rest up)."""
+        for key in keys:
+            credits = getattr(key, "credits_usd", None)
+            if credits:
+                spent = ledger().spend(_credit_id(key), "all").committed_usd
+                self._credits_left[key.id] = max(0.0, float(credits) - spent)
+
+    @property
+    def ledger(self) -> UsageLedger:
+        return self._ledger()
+
+    @property
+    def has_budgets(self) -> bool:
+        return bool(self._rules)
+
+    # -- estimates ---------------------------------------------------------------------------
+
+    def estimate(self, demand: Demand, key: Key | None = None) -> float:
+        """An upper bound of what the request may cost in USD (0.0 when its price is unknown).
+
+        Anthropic's demand splits input and output; for the others every token the rate
+        limiter would charge (prompt plus the output cap) is priced at the higher rate.
+        """
+        price = self._price(demand.model)
+        if price is None:
+            return 0.0
+        output = demand.get("output_tokens")
+        if output:
+            usage = Usage(
+                input_tokens=round(demand.get("input_tokens")), output_tokens=round(output)
+            )
+            amount = cost_of(usage, price)
+        else:
+            amount = demand.get("tokens") * max(price.input, price.output) * 1e-6
+        return amount * _multiplier(key)
+
+    def effective_price(self, key: Key) -> float:
+        """What a unit of list price costs on `key`: 0 while it has free credits left."""
+        left = self._credits_left.get(key.id, 0.0) - self._credits_pending.get(key.id, 0.0)
+        return 0.0 if left > USD_EPSILON else _multiplier(key)
+
+    # -- before sending -----------------------------------------------------------------------
+
+    def pool_refusal(self, demand: Demand, now: float) -> str | None:
+        """Why the whole pool must refuse this request (a pool budget is spent), else None."""
+        if not self._pool_rules:
+            return None
+        amount = self.estimate(demand)
+        for rule in self._pool_rules:
+            claim, end = rule.claim_for(_ANY_KEY, now)
+            counter = self.ledger.spend(claim.budget_id, claim.period)
+            if counter.committed_usd + amount > claim.limit_usd + USD_EPSILON:
+                return _spent_message(rule, counter, claim, end, amount)
+        return None
+
+    def key_refusal(self, key: Key, demand: Demand, now: float) -> Refusal | None:
+        """A refusal of `key` when one of its per-key or per-scope budgets cannot take it."""
+        if not self._key_rules:
+            return None
+        amount = self.estimate(demand, key)
+        for rule in self._key_rules:
+            claim, end = rule.claim_for(key, now)
+            counter = self.ledger.spend(claim.budget_id, claim.period)
+            if counter.committed_usd + amount > claim.limit_usd + USD_EPSILON:
+                reason = (
+                    f"over its {rule.budget.period}ly budget ({_usd(counter.committed_usd)} "
+                    f"of {_usd(claim.limit_usd)}; resets {_when(end)})"
+                )
+                # Spent: out until the period ends. Room left but not for this request (or
+                # held by calls in flight): refused for this request only.
+                spent = counter.spent_usd >= claim.limit_usd - USD_EPSILON
+                return Refusal(key.label, reason, end, for_this_request=not spent)
+        return None
+
+    def reserve(self, lease: Lease, now: float) -> None:
+        """Hold the request's estimate on every budget the leased key counts against."""
+        if not self._rules and lease.key.id not in self._credits_left:
+            return
+        claims = tuple(rule.claim_for(lease.key, now)[0] for rule in self._rules)
+        amount = self.estimate(lease.demand, lease.key)
+        if claims and self.ledger.reserve(claims, amount) is not None:
+            # Another process took the room since the check: hold it anyway, so the settled
+            # spend stays exact; the overshoot is bounded by this call.
+            unlimited = tuple(BudgetClaim(c.budget_id, c.period, _UNLIMITED) for c in claims)
+            self.ledger.reserve(unlimited, amount)
+        with self._lock:
+            self._open[lease.seq] = _Open(claims, amount, now)
+            if lease.key.id in self._credits_left:
+                pending = self._credits_pending.get(lease.key.id, 0.0)
+                self._credits_pending[lease.key.id] = pending + amount
+
+    def release(self, lease: Lease) -> None:
+        """The attempt will not be charged (failed over, abandoned): free its reservation."""
+        held = self._close(lease)
+        if held is not None and held.claims:
+            self.ledger.settle(held.claims, held.amount, 0.0)
+
+    def _close(self, lease: Lease) -> _Open | None:
+        with self._lock:
+            held = self._open.pop(lease.seq, None)
+            if held is not None and lease.key.id in self._credits_pending:
+                left = self._credits_pending[lease.key.id] - held.amount
+                self._credits_pending[lease.key.id] = max(0.0, left)
+        return held
+
+    # -- after the response ---------------------------------------------------------------------
+
+    def finish(
+        self,
+        lease: Lease,
+        usage: Usage,
+        *,
+        model: str | None,
+        estimated: bool,
+        status: int | None,
+        now: float,
+    ) -> UsageRecord:
+        """The response ended: charge what it cost, record it, fire threshold events."""
+        model = model or lease.demand.model
+        price = self._price(model)
+        cost = None if price is None else cost_of(usage, price, _multiplier(lease.key))
+        held = self._close(lease)
+        if held is not None and held.claims:
+            self.ledger.settle(held.claims, held.amount, cost or 0.0)
+        record = UsageRecord(
+            at=now,
+            key=lease.key.fingerprint,
+            scope=lease.scope_id,
+            pool=self.pool,
+            model=model,
+            usage=usage,
+            cost_usd=cost,
+            latency_s=max(0.0, now - lease.picked_at),
+            status=status,
+            estimated=estimated,
+        )
+        self.ledger.append(record)
+        if cost:
+            self._draw_credits(lease.key, cost)
+        if held is not None and held.claims and cost:
+            events = self._crossings(held.claims, now)
+            if events:
+                self._emit(events)
+        return record
+
+    def _draw_credits(self, key: Key, cost: float) -> None:
+        with self._lock:
+            left = self._credits_left.get(key.id)
+            if left is None or left <= 0:
+                return
+            drawn = min(left, cost)
+            self._credits_left[key.id] = left - drawn
+        self.ledger.settle((BudgetClaim(_credit_id(key), "all", _UNLIMITED),), 0.0, drawn)
+
+    def credits_left(self, key: Key) -> float | None:
+        return self._credits_left.get(key.id)
+
+    def _crossings(self, claims: Sequence[BudgetClaim], now: float) -> list[Event]:
+        events: list[Event] = []
+        for rule, claim in zip(self._rules, claims, strict=True):
+            if claim.limit_usd <= 0:
+                continue
+            spent = self.ledger.spend(claim.budget_id, claim.period).spent_usd
+            _, _, end = period_bounds(rule.budget.period, now)
+            for threshold in rule.budget.thresholds:
+                if spent + USD_EPSILON >= threshold * claim.limit_usd and self.ledger.mark_crossed(
+                    claim.budget_id, claim.period, threshold
+                ):
+                    events.append(
+                        BudgetThresholdCrossed(
+                            claim.budget_id,
+                            claim.period,
+                            threshold,
+                            spent,
+                            claim.limit_usd,
+                            end,
+                            now,
+                        )
+                    )
+        return events
+
+
+def _multiplier(key: Key | None) -> float:
+    return float(getattr(key, "price_multiplier", 1.0)) if key is not None else 1.0
+
+
+def _credit_id(key: Key) -> str:
+    return f"credits:{key.id}"
+
+
+def _spent_message(
+    rule: _Rule, counter: BudgetSpend, claim: BudgetClaim, end: float, amount: float
+) -> str:
+    return (
+        f"keyrouter: budget {claim.budget_id!r} is spent for this {rule.budget.period} "
+        f"({claim.period.partition(':')[2]}): {_usd(counter.spent_usd)} spent"
+        + (f" + {_usd(counter.reserved_usd)} in flight" if counter.reserved_usd > 0 else "")
+        + f" of {_usd(claim.limit_usd)}; this request may cost up to {_usd(amount)}; "
+        f"the budget resets at {_when(end)}"
+    )
+
+
+_ANY_KEY = Key("keyrouter-budget-placeholder-key-0000")
+"""Pool-wide rules name no key; this stands in where `claim_for` wants one."""
