@@ -15,6 +15,8 @@ EXPECTED = {
     "patch_everything.py": "ChatCompletion",
     "key_routed_client.py": "80 replies; upstream 429s: 0",
     "scoped_pools.py": "acme: 10 calls on its own keys",
+    "multi_tenant_web_app.py": "acme: 12/12 requests served on its own keys; failovers absorbed: 1",
+    "observe_the_pool.py": "event: failover revoked -> main (invalid_key)",
 }
 
 

@@ -36,6 +36,9 @@ _log = logging.getLogger("keyrouter")
 
 @dataclass(frozen=True, slots=True)
 class KeyStateChanged:
+    """A key (or its quota scope) changed state. Every event names keys by label and scopes
+    as `KeySnapshot.scope` does: the scope's name, else the key's label; never a secret."""
+
     key: str
     scope: str
     old: KeyState

@@ -117,6 +117,11 @@ class Key:
         return f"scope:{self.scope}" if self.scope else f"key:{self.id}"
 
     @property
+    def scope_label(self) -> str:
+        """How the key's quota scope is shown to people: its name, else the key's label."""
+        return self.scope or self.label
+
+    @property
     def label(self) -> str:
         """How the key is shown to people: its name if given, else its fingerprint."""
         return self.name or self.fingerprint

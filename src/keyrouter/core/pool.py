@@ -554,7 +554,7 @@ class KeyPool:
             events.append(
                 KeyStateChanged(
                     record.label,
-                    lease.scope_id,
+                    lease.key.scope_label,
                     before_key,
                     after_key,
                     record.health.reason,
@@ -567,7 +567,7 @@ class KeyPool:
             events.append(
                 KeyStateChanged(
                     record.label,
-                    lease.scope_id,
+                    lease.key.scope_label,
                     before_scope,
                     after_scope,
                     scope.health.reason,
@@ -581,7 +581,7 @@ class KeyPool:
         if capacity is not scope.capacity:
             events.append(
                 CapacityChanged(
-                    lease.scope_id,
+                    lease.key.scope_label,
                     scope.capacity,
                     capacity,
                     scope.quota.seconds_to_exhaustion(now),
@@ -620,7 +620,7 @@ class KeyPool:
         stats = record.stats
         return KeySnapshot(
             key=key.label,
-            scope=key.scope or key.label,
+            scope=key.scope_label,
             state=state,
             reason=reason,
             until=_finite(until) if state is not KeyState.AVAILABLE else None,

@@ -234,7 +234,7 @@ class Plan:
                 RequestRouted(
                     provider,
                     label,
-                    lease.scope_id,
+                    lease.key.scope_label,
                     self.demand.model,
                     self.attempts,
                     decision,
