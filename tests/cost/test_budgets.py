@@ -213,3 +213,19 @@ def test_bad_budgets_and_objectives_name_the_field() -> None:
         Budget(usd=1, period="week")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="objective"):
         KeyPool(KEYS, book=StateBook(), objective={"round_robin": 1.0})
+
+
+def test_spend_by_another_process_is_caught_by_the_atomic_reservation() -> None:
+    pool, _ = _pool(Budget(usd=0.001, period="month", per="key"), keys=KEYS[:2])
+    spending = pool.spending
+    assert spending is not None
+    # Another process spent both keys' budgets in the shared ledger; this one has not seen it.
+    for key in KEYS[:2]:
+        claim = spending._rules[0].claim_for(key, NOW)[0]
+        spending.ledger.settle([claim], 0.0, 0.001)
+    decision = pool.select(DEMAND, NOW)
+    assert decision.lease is None
+    assert decision.refused
+    assert all("monthly budget" in r.reason for r in decision.refused)
+    assert pool.snapshot(NOW)[0].in_flight == 0  # the lease was given back
+    assert pool.snapshot(NOW)[1].in_flight == 0

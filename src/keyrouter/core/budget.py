@@ -38,6 +38,7 @@ __all__ = ["Budget", "Period", "Spending", "period_bounds"]
 Period = Literal["day", "month"]
 Per = Literal["pool", "key", "scope"]
 _UNLIMITED = math.inf
+_MAX_MIRRORED = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,8 @@ class Spending:
         self._lock = threading.Lock()
         self._credits_left: dict[str, float] = {}
         self._credits_pending: dict[str, float] = {}
+        self._mirror: dict[tuple[str, str], tuple[float, float]] = {}
+        """(spent, reserved) per budget counter as this process last saw it."""
         """Estimates of calls in flight on keys with credits (they may use the rest up)."""
         for key in keys:
             credits = getattr(key, "credits_usd", None)
@@ -207,54 +210,99 @@ class Spending:
         return None
 
     def key_refusal(self, key: Key, demand: Demand, now: float) -> Refusal | None:
-        """A refusal of `key` when one of its per-key or per-scope budgets cannot take it."""
+        """A refusal of `key` when one of its per-key or per-scope budgets cannot take it.
+
+        Called under the pool's lock, so it reads this process's mirror of the counters
+        (kept by `reserve`, `release` and `finish`), never the ledger itself.
+        """
         if not self._key_rules:
             return None
         amount = self.estimate(demand, key)
         for rule in self._key_rules:
             claim, end = rule.claim_for(key, now)
-            counter = self.ledger.spend(claim.budget_id, claim.period)
-            if counter.committed_usd + amount > claim.limit_usd + USD_EPSILON:
-                reason = (
-                    f"over its {rule.budget.period}ly budget ({_usd(counter.committed_usd)} "
-                    f"of {_usd(claim.limit_usd)}; resets {_when(end)})"
-                )
-                # Spent: out until the period ends. Room left but not for this request (or
-                # held by calls in flight): refused for this request only.
-                spent = counter.spent_usd >= claim.limit_usd - USD_EPSILON
-                return Refusal(key.label, reason, end, for_this_request=not spent)
+            spent, reserved = self._mirror.get((claim.budget_id, claim.period), (0.0, 0.0))
+            if spent + reserved + amount > claim.limit_usd + USD_EPSILON:
+                return self._over(rule, claim, end, spent, reserved, key)
         return None
 
-    def reserve(self, lease: Lease, now: float) -> None:
-        """Hold the request's estimate on every budget the leased key counts against."""
-        if not self._rules and lease.key.id not in self._credits_left:
-            return
-        claims = tuple(rule.claim_for(lease.key, now)[0] for rule in self._rules)
-        amount = self.estimate(lease.demand, lease.key)
-        if claims and self.ledger.reserve(claims, amount) is not None:
-            # Another process took the room since the check: hold it anyway, so the settled
-            # spend stays exact; the overshoot is bounded by this call.
-            unlimited = tuple(BudgetClaim(c.budget_id, c.period, _UNLIMITED) for c in claims)
-            self.ledger.reserve(unlimited, amount)
-        with self._lock:
-            self._open[lease.seq] = _Open(claims, amount, now)
-            if lease.key.id in self._credits_left:
+    def _over(
+        self, rule: _Rule, claim: BudgetClaim, end: float, spent: float, reserved: float, key: Key
+    ) -> Refusal:
+        reason = (
+            f"over its {rule.budget.period}ly budget ({_usd(spent + reserved)} "
+            f"of {_usd(claim.limit_usd)}; resets {_when(end)})"
+        )
+        # Spent: out until the period ends. Room left but not for this request (or held by
+        # calls in flight): refused for this request only.
+        done = spent >= claim.limit_usd - USD_EPSILON
+        return Refusal(key.label, reason, end, for_this_request=not done)
+
+    def hold_credits(self, lease: Lease) -> None:
+        """Count the call's estimate against the key's free credits (under the pool's lock,
+        before the key is ranked again: it may use the rest of them up)."""
+        if lease.key.id in self._credits_left:
+            amount = self.estimate(lease.demand, lease.key)
+            with self._lock:
                 pending = self._credits_pending.get(lease.key.id, 0.0)
                 self._credits_pending[lease.key.id] = pending + amount
+
+    def reserve(self, lease: Lease, now: float) -> tuple[Refusal, bool] | None:
+        """Atomically hold the request's estimate on every budget the leased key counts
+        against (outside the pool's lock: a shared ledger may do I/O).
+
+        None when held; else (why, whether a pool-wide budget is the one spent), with nothing
+        held: another caller (or process) took the room since the key was checked.
+        """
+        claims = tuple(rule.claim_for(lease.key, now)[0] for rule in self._rules)
+        amount = self.estimate(lease.demand, lease.key)
+        if claims:
+            counter = self.ledger.reserve(claims, amount)
+            if counter is not None:
+                self._remember(counter)
+                index = next(i for i, c in enumerate(claims) if c.budget_id == counter.budget_id)
+                rule, claim = self._rules[index], claims[index]
+                _, _, end = period_bounds(rule.budget.period, now)
+                refusal = self._over(
+                    rule, claim, end, counter.spent_usd, counter.reserved_usd, lease.key
+                )
+                self._close(lease, amount)
+                return refusal, rule.budget.per == "pool"
+        with self._lock:
+            self._open[lease.seq] = _Open(claims, amount, now)
+            for claim in claims:
+                spent, reserved = self._mirror.get((claim.budget_id, claim.period), (0.0, 0.0))
+                self._mirror[(claim.budget_id, claim.period)] = (spent, reserved + amount)
+        return None
+
+    def _remember(self, counter: BudgetSpend) -> None:
+        with self._lock:
+            if len(self._mirror) > _MAX_MIRRORED:
+                self._mirror.clear()
+            self._mirror[(counter.budget_id, counter.period)] = (
+                counter.spent_usd,
+                counter.reserved_usd,
+            )
 
     def release(self, lease: Lease) -> None:
         """The attempt will not be charged (failed over, abandoned): free its reservation."""
         held = self._close(lease)
         if held is not None and held.claims:
             self.ledger.settle(held.claims, held.amount, 0.0)
+            self._refresh(held.claims)
 
-    def _close(self, lease: Lease) -> _Open | None:
+    def _close(self, lease: Lease, credits: float | None = None) -> _Open | None:
+        """Forget the attempt's reservation here (and its hold on free credits)."""
         with self._lock:
             held = self._open.pop(lease.seq, None)
-            if held is not None and lease.key.id in self._credits_pending:
-                left = self._credits_pending[lease.key.id] - held.amount
+            amount = held.amount if held is not None else credits
+            if amount is not None and lease.key.id in self._credits_pending:
+                left = self._credits_pending[lease.key.id] - amount
                 self._credits_pending[lease.key.id] = max(0.0, left)
         return held
+
+    def _refresh(self, claims: Sequence[BudgetClaim]) -> None:
+        for claim in claims:
+            self._remember(self.ledger.spend(claim.budget_id, claim.period))
 
     # -- after the response ---------------------------------------------------------------------
 
@@ -275,6 +323,7 @@ class Spending:
         held = self._close(lease)
         if held is not None and held.claims:
             self.ledger.settle(held.claims, held.amount, cost or 0.0)
+            self._refresh(held.claims)
         record = UsageRecord(
             at=now,
             key=lease.key.fingerprint,

@@ -155,7 +155,32 @@ class KeyPool:
             if best is None:
                 return Decision(None, self.objective, refused, retry_at, probing)
             lease = self._grant(best, demand, now)
-            return Decision(lease, self.objective, refused, rank=self._best_rank)
+            decision = Decision(lease, self.objective, refused, rank=self._best_rank)
+        if self.spending is not None:
+            return self._hold_budget(self.spending, decision, lease, now, excluded, ticket)
+        return decision
+
+    def _hold_budget(
+        self,
+        spending: Spending,
+        decision: Decision,
+        lease: Lease,
+        now: float,
+        excluded: AbstractSet[str],
+        ticket: int | None,
+    ) -> Decision:
+        """Reserve the granted call's estimated cost on its budgets (outside the lock: the
+        ledger may be shared). Lost to a concurrent caller: give the lease back and choose
+        again without that key, or refuse outright when a pool-wide budget is spent."""
+        held = spending.reserve(lease, now)
+        if held is None:
+            return decision
+        refusal, pool_wide = held
+        self.abandon(lease, now)
+        if pool_wide or len(excluded) + 1 >= len(self.keys):
+            return Decision(None, self.objective, (refusal,), refusal.retry_at)
+        again = self.select(lease.demand, now, exclude={*excluded, lease.key.id}, ticket=ticket)
+        return again._replace(refused=(refusal, *again.refused))
 
     def earliest_recovery(self, demand: Demand, now: float) -> float | None:
         """When some key could next take `demand` (now if one can), without reserving."""
@@ -373,7 +398,7 @@ class KeyPool:
         self._picks_to_refresh -= 1
         lease = Lease(key, key.scope_id, seq, demand, now)
         if self.spending is not None:
-            self.spending.reserve(lease, now)  # before re-ranking: it may use up free credits
+            self.spending.hold_credits(lease)  # before re-ranking: it may use the credits up
         self._push_ready(index, now)
         return lease
 
