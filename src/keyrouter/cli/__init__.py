@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",  # a burst against the local fake provider
     "status",  # the pool's state per key, from the shared store
     "check",  # validate each configured key with one models-list call
+    "report",  # usage and cost per key, model, scope or pool
     "config",  # validate keyrouter.toml and print the effective configuration
     "keys",  # the encrypted key file: init, add, list, remove, rotate
 )

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from keyrouter.core.state import StateBook
 from keyrouter.core.store import StateStore
+from keyrouter.core.usage import MemoryLedger
 from keyrouter.errors import StoreError
 
 __all__ = ["STORE_ENV", "attach_store", "describe_url", "open_store"]
@@ -74,11 +75,17 @@ def open_store(url: str) -> StateStore | None:
 
 
 def attach_store(book: StateBook, store: StateStore | None) -> None:
-    """Make `store` the book's shared state (None: memory only), closing the one it replaces."""
+    """Make `store` the book's shared state (None: memory only), closing the one it replaces.
+
+    The store's ledger becomes the book's, so usage records and budget spend are shared and
+    outlive the process (what `keyrouter report` reads)."""
     previous = book.store
     book.store = store
     if store is not None:
         store.listeners = book.listeners
+        book.ledger = store.ledger
+    elif previous is not None:
+        book.ledger = MemoryLedger()
     if previous is not None and previous is not store:
         previous.close()
 
