@@ -79,8 +79,11 @@ def test_a_pool_over_budget_refuses_with_which_budget_spent_limit_and_reset() ->
     assert spending is not None
     message = spending.pool_refusal(DEMAND, NOW)
     assert message is not None
-    assert "'pool:p:" in message
-    assert "0.0030 USD spent of 0.0030 USD" in message
+    assert (
+        "the p pool's budget of 0.003000 USD a day has no room for this request (2026-12-31)"
+        in message
+    )
+    assert "0.003000 USD spent of 0.003000 USD" in message
     assert "day" in message
     assert "resets at 2027-01-01T00:00:00Z" in message
 

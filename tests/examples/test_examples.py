@@ -11,6 +11,7 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXPECTED = {
+    "budgets.py": "free: 2 calls, 0.0100 USD",
     "any_http_api.py": "20/20 lookups served; errors seen by the caller: 0",
     "patch_everything.py": "ChatCompletion",
     "key_routed_client.py": "80 replies; upstream 429s: 0",

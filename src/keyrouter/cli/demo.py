@@ -48,7 +48,7 @@ def run_demo(*, calls: int, concurrency: int) -> int:
         return 1
     keys = [keyrouter.Key(k.secret, name=name) for k, name in zip(DEMO_KEYS, NAMES, strict=True)]
     with FakeProvider(DEMO_KEYS, time_scale=TIME_SCALE, latency=0.005) as fake:
-        keyrouter.patch(openai=keys)
+        keyrouter.patch(openai=keys, usage=True)  # usage=True: tokens and cost per call
         try:
             client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
             print(
@@ -110,6 +110,7 @@ def _burst(client: object, calls: int, concurrency: int) -> tuple[list[str], flo
 
 def _summary(fake: FakeProvider, keys: list[keyrouter.Key]) -> str:
     snaps = {s.key: s for s in keyrouter.snapshot("openai")["openai"]}
+    spent = keyrouter.usage_totals("key")
     rows = []
     for key in keys:
         stats = fake.stats(key.secret)
@@ -124,9 +125,19 @@ def _summary(fake: FakeProvider, keys: list[keyrouter.Key]) -> str:
                 stats.count(429),
                 stats.count(401),
                 limit,
+                _cost(spent.get(key.fingerprint)),
                 snap.state.value + (f" ({snap.reason})" if snap.reason else ""),
             ]
         )
     return render_table(
-        ["key", "fingerprint", "served", "429s absorbed", "401s", "learned limit", "state"], rows
+        ["key", "fingerprint", "served", "429s absorbed", "401s", "learned limit", "cost", "state"],
+        rows,
     )
+
+
+def _cost(totals: keyrouter.UsageTotals | None) -> str:
+    """What a key's calls cost at list price (`~` when part of it is estimated)."""
+    if totals is None or not totals.calls:
+        return "-"
+    mark = "~" if totals.estimated_calls else ""
+    return f"{mark}${totals.cost_usd:.4f}"

@@ -39,6 +39,7 @@ Period = Literal["day", "month"]
 Per = Literal["pool", "key", "scope"]
 _UNLIMITED = math.inf
 _MAX_MIRRORED = 100_000
+_ADJECTIVE = {"day": "daily", "month": "monthly"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,8 @@ def period_bounds(period: Period | Literal["all"], now: float) -> tuple[str, flo
 
 
 def _usd(amount: float) -> str:
-    return f"{amount:.2f} USD" if amount >= 1 else f"{amount:.4f} USD"
+    digits = 2 if amount >= 1 else 4 if amount >= 0.01 or amount == 0 else 6
+    return f"{amount:.{digits}f} USD"
 
 
 def _when(at: float) -> str:
@@ -98,6 +100,8 @@ def _when(at: float) -> str:
 class _Rule:
     budget: Budget
     base_id: str
+    label: str
+    """How messages name the budget: its name, else the pool's."""
 
     def claim_for(self, key: Key, now: float) -> tuple[BudgetClaim, float]:
         """The counter `key` draws on under this rule, and when its period ends."""
@@ -143,7 +147,11 @@ class Spending:
         keyset = "+".join(sorted(k.id[:8] for k in keys))
         default_base = f"pool:{pool}:{keyset}" if len(keys) <= 8 else f"pool:{pool}"
         self._rules = tuple(
-            _Rule(b, (f"budget:{b.name}" if b.name else default_base) + f":{b.period}")
+            _Rule(
+                b,
+                (f"budget:{b.name}" if b.name else default_base) + f":{b.period}",
+                f"budget {b.name!r}" if b.name else f"the {pool} pool's budget",
+            )
             for b in budgets
         )
         self._pool_rules = tuple(r for r in self._rules if r.budget.per == "pool")
@@ -222,15 +230,23 @@ class Spending:
             claim, end = rule.claim_for(key, now)
             spent, reserved = self._mirror.get((claim.budget_id, claim.period), (0.0, 0.0))
             if spent + reserved + amount > claim.limit_usd + USD_EPSILON:
-                return self._over(rule, claim, end, spent, reserved, key)
+                return self._over(rule, claim, end, spent, reserved, key, amount)
         return None
 
     def _over(
-        self, rule: _Rule, claim: BudgetClaim, end: float, spent: float, reserved: float, key: Key
+        self,
+        rule: _Rule,
+        claim: BudgetClaim,
+        end: float,
+        spent: float,
+        reserved: float,
+        key: Key,
+        amount: float,
     ) -> Refusal:
         reason = (
-            f"over its {rule.budget.period}ly budget ({_usd(spent + reserved)} "
-            f"of {_usd(claim.limit_usd)}; resets {_when(end)})"
+            f"over its {_ADJECTIVE[rule.budget.period]} budget ({_usd(spent + reserved)} "
+            f"of {_usd(claim.limit_usd)} used, this request up to {_usd(amount)}; "
+            f"resets {_when(end)})"
         )
         # Spent: out until the period ends. Room left but not for this request (or held by
         # calls in flight): refused for this request only.
@@ -263,7 +279,7 @@ class Spending:
                 rule, claim = self._rules[index], claims[index]
                 _, _, end = period_bounds(rule.budget.period, now)
                 refusal = self._over(
-                    rule, claim, end, counter.spent_usd, counter.reserved_usd, lease.key
+                    rule, claim, end, counter.spent_usd, counter.reserved_usd, lease.key, amount
                 )
                 self._close(lease, amount)
                 return refusal, rule.budget.per == "pool"
@@ -394,8 +410,8 @@ def _spent_message(
     rule: _Rule, counter: BudgetSpend, claim: BudgetClaim, end: float, amount: float
 ) -> str:
     return (
-        f"keyrouter: budget {claim.budget_id!r} is spent for this {rule.budget.period} "
-        f"({claim.period.partition(':')[2]}): {_usd(counter.spent_usd)} spent"
+        f"keyrouter: {rule.label} of {_usd(claim.limit_usd)} a {rule.budget.period} has no room "
+        f"for this request ({claim.period.partition(':')[2]}): {_usd(counter.spent_usd)} spent"
         + (f" + {_usd(counter.reserved_usd)} in flight" if counter.reserved_usd > 0 else "")
         + f" of {_usd(claim.limit_usd)}; this request may cost up to {_usd(amount)}; "
         f"the budget resets at {_when(end)}"
