@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Failover,
         KeyStateChanged,
         RequestRouted,
+        UsageRecorded,
     )
     from keyrouter.core.health import KeyState
     from keyrouter.core.keys import Key, azure_key
@@ -76,6 +77,7 @@ __all__ = [
     "StoreError",
     "Usage",
     "UsageRecord",
+    "UsageRecorded",
     "UsageTotals",
     "azure_key",
     "instrument_otel",
@@ -118,6 +120,7 @@ _LAZY = {
     "Failover": "keyrouter.core.events",
     "KeyStateChanged": "keyrouter.core.events",
     "RequestRouted": "keyrouter.core.events",
+    "UsageRecorded": "keyrouter.core.events",
     "KeyState": "keyrouter.core.health",
     "Key": "keyrouter.core.keys",
     "azure_key": "keyrouter.core.keys",

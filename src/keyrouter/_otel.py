@@ -5,12 +5,15 @@ OpenTelemetry. Without `opentelemetry-api` installed (`pip install 'keyrouter[ot
 no-op that says so once in the log.
 
 Metrics (meter `keyrouter`): `keyrouter.calls`, `keyrouter.attempts`, `keyrouter.failovers`,
-`keyrouter.rate_limits_absorbed`, `keyrouter.key.state_changes`, and gauges read from the
+`keyrouter.rate_limits_absorbed`, `keyrouter.key.state_changes`, `gen_ai.client.token.usage`,
+`keyrouter.tokens` and `keyrouter.cost` (pools that keep usage), and gauges read from the
 global pools when the reader collects: `keyrouter.key.available`, `keyrouter.quota.remaining`,
 `keyrouter.quota.headroom`. Span attributes go on the span current when a key is granted (the
 SDK call's span when the SDK is instrumented): the GenAI semantic conventions'
 `gen_ai.provider.name` and `gen_ai.request.model`, and `keyrouter.key`, `keyrouter.scope`,
-`keyrouter.attempt`, `keyrouter.objective`; each failover adds a `keyrouter.failover` span event.
+`keyrouter.attempt`, `keyrouter.objective`, and `gen_ai.usage.input_tokens` /
+`output_tokens` when the usage is read while the span is open; each failover adds a
+`keyrouter.failover` span event.
 Keys appear by label (name, else fingerprint), never by secret.
 """
 
@@ -23,7 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from keyrouter._events import on_event
-from keyrouter.core.events import Event, Failover, KeyStateChanged, RequestRouted
+from keyrouter.core.events import Event, Failover, KeyStateChanged, RequestRouted, UsageRecorded
 from keyrouter.core.health import KeyState
 
 __all__ = ["instrument_otel"]
@@ -99,6 +102,15 @@ class _Bridge:
         self._changes = meter.create_counter(
             "keyrouter.key.state_changes", unit="{change}", description="Key state transitions"
         )
+        self._token_usage = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}", description="Tokens used per call"
+        )
+        self._tokens = meter.create_counter(
+            "keyrouter.tokens", unit="{token}", description="Tokens used, per key"
+        )
+        self._cost = meter.create_counter(
+            "keyrouter.cost", unit="USD", description="What calls cost (calls with a known price)"
+        )
         meter.create_observable_gauge(
             "keyrouter.key.available",
             callbacks=[self._available],
@@ -125,6 +137,8 @@ class _Bridge:
             self._routed(event)
         elif isinstance(event, Failover):
             self._failover(event)
+        elif isinstance(event, UsageRecorded):
+            self._usage(event)
         elif isinstance(event, KeyStateChanged):
             attrs = {"keyrouter.key": event.key, "keyrouter.state": event.new.value}
             self._changes.add(1, attrs)
@@ -171,6 +185,28 @@ class _Bridge:
             if event.status is not None:
                 details["http.response.status_code"] = event.status
             span.add_event("keyrouter.failover", details)
+
+    def _usage(self, event: UsageRecorded) -> None:
+        base = {"gen_ai.provider.name": GENAI_PROVIDER.get(event.provider, event.provider)}
+        if event.model:
+            base["gen_ai.request.model"] = event.model
+        per_key = {**base, "keyrouter.key": event.key}
+        for kind, count in (
+            ("input", event.usage.input_tokens),
+            ("output", event.usage.output_tokens),
+        ):
+            self._token_usage.record(count, {**base, "gen_ai.token.type": kind})
+            self._tokens.add(count, {**per_key, "gen_ai.token.type": kind})
+        if event.cost_usd is not None:
+            self._cost.add(event.cost_usd, per_key)
+        span = self._trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": event.usage.input_tokens,
+                    "gen_ai.usage.output_tokens": event.usage.output_tokens,
+                }
+            )
 
     # -- gauges, read when the metric reader collects -------------------------------------
 

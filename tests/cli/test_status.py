@@ -49,7 +49,7 @@ def test_status_reads_what_the_app_taught_the_shared_store(
     from tests.transports.mock_openai import INVALID, MockOpenAI, chat, ok
 
     url = f"sqlite:///{tmp_path / 'state.db'}"
-    keyrouter.patch(openai=[A, B], store=url, objective="round_robin")
+    keyrouter.patch(openai=[A, B], store=url, objective="round_robin", usage=True)
     chat(openai.OpenAI(http_client=MockOpenAI({A: INVALID, B: ok()}).client(), max_retries=0))
     keyrouter.unpatch()  # the app stops; what it learned stays in the store
     monkeypatch.setenv("OPENAI_API_KEYS", f"{A},{B}")

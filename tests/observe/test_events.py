@@ -87,3 +87,14 @@ def test_no_per_call_event_is_built_when_nobody_listens(monkeypatch: pytest.Monk
     finally:
         remove()
     assert len(built) == 1
+
+
+def test_usage_is_reported_for_pools_that_keep_it(events: list[keyrouter.Event]) -> None:
+    import openai
+
+    keyrouter.patch(openai=[keyrouter.Key(GOOD, name="good")], usage=True)
+    chat(openai.OpenAI(http_client=MockOpenAI({GOOD: ok()}).client(), max_retries=0))
+    (usage,) = [e for e in events if isinstance(e, keyrouter.UsageRecorded)]
+    assert (usage.key, usage.model, usage.provider) == ("good", "gpt-4o-mini", "openai")
+    assert (usage.usage.input_tokens, usage.usage.output_tokens) == (3, 1)
+    assert usage.cost_usd is not None

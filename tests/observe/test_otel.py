@@ -35,7 +35,7 @@ def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any],
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 found[metric.name] = [
-                    (dict(p.attributes or {}), p.value)  # type: ignore[union-attr]
+                    (dict(p.attributes or {}), getattr(p, "value", None) or getattr(p, "sum", 0))
                     for p in metric.data.data_points
                 ]
     return found
@@ -113,3 +113,23 @@ def test_without_opentelemetry_it_is_a_no_op(monkeypatch: pytest.MonkeyPatch) ->
     stop = keyrouter.instrument_otel()
     chat(failing_over_client())
     stop()
+
+
+def test_tokens_and_cost_of_metered_calls(reader: InMemoryMetricReader) -> None:
+    import openai
+
+    keyrouter.patch(openai=[keyrouter.Key(GOOD, name="good")], usage=True)
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    client = openai.OpenAI(http_client=MockOpenAI({GOOD: ok()}).client(), max_retries=0)
+    with tracer_provider.get_tracer("test").start_as_current_span("chat"):
+        chat(client)
+    found = points(reader)
+    tokens = {a["gen_ai.token.type"]: v for a, v in found["keyrouter.tokens"]}
+    assert tokens == {"input": 3, "output": 1}  # the mock's usage block
+    ((attrs, cost),) = found["keyrouter.cost"]
+    assert attrs["keyrouter.key"] == "good"
+    assert cost > 0
+    (span,) = exporter.get_finished_spans()
+    assert dict(span.attributes or {})["gen_ai.usage.input_tokens"] == 3

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["render_table"]
+from keyrouter.core.usage import UsageTotals
+
+__all__ = ["cost_cell", "render_table"]
 
 _NUMBER = re.compile(r"^-?[\d.,/]+(%|s)?$|^-$")
 
@@ -26,3 +28,11 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def cost_cell(totals: UsageTotals) -> str:
+    """A cost in USD, marked as a lower bound (or unknown) when some calls had no price."""
+    if totals.calls and totals.unpriced_calls == totals.calls:
+        return "unknown"
+    amount = f"{totals.cost_usd:.6f}" if totals.cost_usd < 0.01 else f"{totals.cost_usd:.2f}"
+    return ("≥" if totals.unpriced_calls else "") + amount

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from keyrouter.cli._sources import configured_store
-from keyrouter.cli._table import render_table
+from keyrouter.cli._table import cost_cell, render_table
 from keyrouter.core.usage import UsageLedger, UsageTotals
 from keyrouter.errors import ConfigError
 
@@ -117,14 +117,6 @@ def _named_scopes(
     }
 
 
-def _money(totals: UsageTotals) -> str:
-    """The cost, marked as a lower bound (or unknown) when some calls had no price."""
-    if totals.calls and totals.unpriced_calls == totals.calls:
-        return "unknown"
-    amount = f"{totals.cost_usd:.6f}" if totals.cost_usd < 0.01 else f"{totals.cost_usd:.2f}"
-    return ("≥" if totals.unpriced_calls else "") + amount
-
-
 def _values(totals: UsageTotals) -> dict[str, Any]:
     usage = totals.usage
     return {
@@ -133,7 +125,7 @@ def _values(totals: UsageTotals) -> dict[str, Any]:
         "cached_input_tokens": usage.cached_input_tokens,
         "output_tokens": usage.output_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
-        "cost_usd": None if _money(totals) == "unknown" else round(totals.cost_usd, 9),
+        "cost_usd": None if cost_cell(totals) == "unknown" else round(totals.cost_usd, 9),
         "unpriced_calls": totals.unpriced_calls,
         "estimated_calls": totals.estimated_calls,
     }
@@ -166,7 +158,7 @@ def _render(
             t.calls,
             t.usage.input_tokens,
             t.usage.output_tokens,
-            _money(t),
+            cost_cell(t),
             t.estimated_calls,
         ]
         for name, t in rows
@@ -177,7 +169,7 @@ def _render(
         unpriced_calls=sum(t.unpriced_calls for _, t in rows),
     )
     headers = [by, "calls", "input tokens", "output tokens", "cost USD", "estimated"]
-    notes = [f"{period}: {total.calls} calls, cost USD {_money(total)}"]
+    notes = [f"{period}: {total.calls} calls, cost USD {cost_cell(total)}"]
     if total.unpriced_calls:
         notes.append(
             f"{total.unpriced_calls} calls used a model with no known price: their cost is "

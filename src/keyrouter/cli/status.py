@@ -14,8 +14,9 @@ import sys
 import time
 from typing import Any
 
+from keyrouter._snapshot import with_usage
 from keyrouter.cli._sources import add_key_arguments, configured_keys, configured_store
-from keyrouter.cli._table import render_table
+from keyrouter.cli._table import cost_cell, render_table
 from keyrouter.core.keys import Key
 from keyrouter.core.pool import KeyPool, KeySnapshot
 from keyrouter.core.state import StateBook
@@ -51,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(snapshot_to_json(snapshot, now), indent=2))
         return 0
     headers = ["provider", "key", "scope", "state", "requests left", "tokens left", "out in"]
-    print(render_table(headers, snapshot_rows(snapshot, now)))
+    if any(k.period_usage and k.period_usage.calls for keys in snapshot.values() for k in keys):
+        headers += ["calls this month", "cost USD"]
+    rows = [row[: len(headers)] for row in snapshot_rows(snapshot, now)]
+    print(render_table(headers, rows))
     if not url:
         print(
             "\nno store given (--store or KEYROUTER_STORE): this shows only what this process "
@@ -74,7 +78,10 @@ def read_state(keys: dict[str, list[Key]], url: str | None) -> dict[str, list[Ke
         for pool in pools.values():
             warm_pool(pool)
         now = time.time()
-        return {provider: pool.snapshot(now) for provider, pool in pools.items()}
+        snapshot = {provider: pool.snapshot(now) for provider, pool in pools.items()}
+        if book.store is not None:  # the store keeps usage: this month's, per key
+            snapshot = {p: with_usage(s, book.ledger, "month", now) for p, s in snapshot.items()}
+        return snapshot
     finally:
         if book.store is not None:
             book.store.close()
@@ -97,6 +104,8 @@ def snapshot_rows(snapshot: dict[str, list[KeySnapshot]], now: float) -> list[li
                     _left(key, "requests"),
                     _left(key, "tokens"),
                     _out_in(key),
+                    str(key.period_usage.calls) if key.period_usage else "-",
+                    cost_cell(key.period_usage) if key.period_usage else "-",
                 ]
             )
     return rows
@@ -128,6 +137,7 @@ def snapshot_to_json(snapshot: dict[str, list[KeySnapshot]], now: float) -> dict
 def _plain(key: KeySnapshot) -> dict[str, Any]:
     return {
         "key": key.key,
+        "fingerprint": key.fingerprint,
         "scope": key.scope,
         "state": key.state.value,
         "reason": key.reason,
@@ -139,6 +149,16 @@ def _plain(key: KeySnapshot) -> dict[str, Any]:
         "failures": key.failures,
         "capacity": key.capacity.value,
         "headroom": key.headroom if math.isfinite(key.headroom) else None,
+        "period": key.period,
+        "period_usage": None
+        if key.period_usage is None
+        else {
+            "calls": key.period_usage.calls,
+            "input_tokens": key.period_usage.usage.input_tokens,
+            "output_tokens": key.period_usage.usage.output_tokens,
+            "cost_usd": key.period_usage.cost_usd,
+            "unpriced_calls": key.period_usage.unpriced_calls,
+        },
         "dimensions": {
             name: {
                 "limit": d.limit,

@@ -85,5 +85,13 @@ def _describe(name: str, f: dict[str, Any]) -> str:
         return f"key {f['key']} {f['old']} -> {f['new']} ({f['reason']})"
     if name == "CapacityChanged":
         return f"scope {f['scope']} capacity {f['old']} -> {f['new']}"
+    if name == "UsageRecorded":
+        usage, cost = f["usage"], f["cost_usd"]
+        return (
+            f"{f['provider']} {f['model'] or 'unknown model'} on {f['key']}: "
+            f"{usage.input_tokens} in, {usage.output_tokens} out, "
+            + ("cost unknown" if cost is None else f"${cost:.6f}")
+            + (" (estimated)" if f["estimated"] else "")
+        )
     details = ", ".join(f"{k}={v}" for k, v in f.items())
     return f"{_SNAKE.sub(' ', name).lower()}: {details}"

@@ -18,6 +18,7 @@ from keyrouter.core._log_events import log_event
 from keyrouter.core.decision import Decision
 from keyrouter.core.health import KeyState
 from keyrouter.core.quota import Capacity
+from keyrouter.core.usage import Usage
 
 __all__ = [
     "BudgetThresholdCrossed",
@@ -29,6 +30,7 @@ __all__ = [
     "RequestRouted",
     "StoreDegraded",
     "StoreRecovered",
+    "UsageRecorded",
 ]
 
 _log = logging.getLogger("keyrouter")
@@ -129,6 +131,23 @@ class BudgetThresholdCrossed:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class UsageRecorded:
+    """A response ended and its usage was recorded (pools that keep usage: budgets, credits,
+    the `cost` objective, `usage=True`). `cost_usd` is None when the model has no price."""
+
+    log_level: ClassVar[int] = logging.DEBUG
+    provider: str
+    key: str
+    scope: str
+    model: str | None
+    usage: Usage
+    cost_usd: float | None
+    estimated: bool
+    latency_s: float
+    at: float
+
+
 Event = (
     KeyStateChanged
     | CapacityChanged
@@ -137,6 +156,7 @@ Event = (
     | StoreDegraded
     | StoreRecovered
     | BudgetThresholdCrossed
+    | UsageRecorded
 )
 
 

@@ -29,6 +29,7 @@ from keyrouter.core.policy import PolicyGate, PoolPolicy
 from keyrouter.core.quota import Capacity, Demand, LimitObservation
 from keyrouter.core.state import KeyRecord, ScopeRecord, StateBook
 from keyrouter.core.store import Grant, SharedKey, SharedScope, adopt_key, adopt_scope
+from keyrouter.core.usage import UsageTotals
 from keyrouter.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -70,6 +71,11 @@ class KeySnapshot:
     capacity: Capacity
     headroom: float
     dimensions: dict[str, DimensionSnapshot]
+    fingerprint: str = ""
+    period: str | None = None
+    """The UTC calendar period `period_usage` covers (`month:2026-12`), when usage is kept."""
+    period_usage: UsageTotals | None = None
+    """Calls, tokens and cost of this key in `period` (None: its pool keeps no usage)."""
 
 
 class KeyPool:
@@ -657,6 +663,7 @@ class KeyPool:
             capacity=scope.quota.capacity(now),
             headroom=scope.quota.headroom(now),
             dimensions=dims,
+            fingerprint=key.fingerprint,
         )
 
 

@@ -19,6 +19,7 @@ import zlib
 from typing import Any
 
 from keyrouter.core.decision import Lease
+from keyrouter.core.events import UsageRecorded
 from keyrouter.core.usage import Usage
 from keyrouter.providers._usage import UsageReader, count_text, reader_for
 from keyrouter.transports._flavor import package_of
@@ -132,7 +133,7 @@ class _Meter:
             usage = self._estimate()
         spending = self.plan.pool.spending
         if spending is not None:
-            spending.finish(
+            record = spending.finish(
                 self.lease,
                 usage,
                 model=self.reader.model,
@@ -140,6 +141,24 @@ class _Meter:
                 status=self.status,
                 now=self.plan.route.clock(),
             )
+            listeners = self.plan.pool.book.listeners
+            if listeners.routine():
+                key = self.lease.key
+                listeners.emit(
+                    [
+                        UsageRecorded(
+                            self.plan.route.wire.name,
+                            key.label,
+                            key.scope_label,
+                            record.model,
+                            record.usage,
+                            record.cost_usd,
+                            record.estimated,
+                            record.latency_s,
+                            record.at,
+                        )
+                    ]
+                )
 
     def _estimate(self) -> Usage:
         if self.status is not None and self.status >= 400:
