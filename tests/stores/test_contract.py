@@ -220,6 +220,7 @@ def test_ledger_records_and_totals(open_store: Opener) -> None:
     a.ledger.append(record(NOW, "gpt-4o", 0.5))
     b.ledger.append(record(NOW + 1, "gpt-4o", None))
     b.ledger.append(record(NOW + 2, None, 0.25))
+    b.flush()  # records are written in batches, off the call's path
     assert [r.at for r in a.ledger.records()] == [NOW, NOW + 1, NOW + 2]
     assert [r.at for r in a.ledger.records(limit=2)] == [NOW + 1, NOW + 2]
     assert a.ledger.records(since=NOW + 1, until=NOW + 2)[0].usage == Usage(10, 5)

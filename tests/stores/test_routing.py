@@ -144,3 +144,37 @@ def test_a_password_in_a_redis_url_never_shows() -> None:
     assert "s3cret" not in repr(store)
     assert "s3cret" not in getattr(store, "description", "")
     store.close()
+
+
+def test_one_round_trip_per_call_on_the_callers_thread(
+    url: str, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    keyrouter.patch(openai=[GOOD, LIMITED], store=url, usage=True)
+    store = default_book().store
+    assert isinstance(store, SharedStore)
+    on_caller: list[bool] = []
+    original = store._exchange
+
+    def counted(batch: list[dict[str, object]], request: dict[str, object] | None) -> object:
+        if threading.current_thread() is threading.main_thread():
+            on_caller.append(request is not None)
+        return original(batch, request)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_exchange", counted)
+    ledger = store.ledger.inner  # type: ignore[attr-defined]
+    write = ledger.append_many
+
+    def counted_write(records: list[object]) -> None:
+        if threading.current_thread() is threading.main_thread():
+            on_caller.append(False)
+        write(records)
+
+    monkeypatch.setattr(ledger, "append_many", counted_write)
+    client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
+    for _ in range(8):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert on_caller == [True] * 8  # one reservation each; reports and usage ride along
+    store.flush()
+    assert len(store.ledger.records()) == 8  # the usage records were written all the same

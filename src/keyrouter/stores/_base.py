@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from keyrouter.core.decision import Lease
 from keyrouter.core.events import Event, Listeners, StoreDegraded, StoreRecovered
@@ -36,7 +36,7 @@ from keyrouter.core.usage import (
 )
 from keyrouter.stores._docs import Doc, grant_of, key_of, scope_of
 
-__all__ = ["DEFAULT_LEASE_TTL", "GuardedLedger", "SharedStore"]
+__all__ = ["DEFAULT_LEASE_TTL", "BatchLedger", "GuardedLedger", "SharedStore"]
 
 _log = logging.getLogger("keyrouter")
 
@@ -138,8 +138,7 @@ class SharedStore:
         with self._lock:
             self._buffer.append(report)
             del self._buffer[:-_MAX_BUFFERED]
-        self._start_flusher()
-        self._pending.set()
+        self._kick()
 
     def load(
         self, scope_ids: Sequence[str], key_ids: Sequence[str], now: float
@@ -158,18 +157,19 @@ class SharedStore:
         )
 
     def flush(self) -> None:
-        """Send every buffered report now (tests; before a process exits)."""
+        """Send every buffered report and usage record now (also before a process exits)."""
         if self._skipping():
             return
         batch = self._take()
-        if not batch:
-            return
-        try:
-            self._exchange(batch, None)
-        except Exception as error:
-            self._failed(error, batch)
-        else:
+        if batch:
+            try:
+                self._exchange(batch, None)
+            except Exception as error:
+                self._failed(error, batch)
+                return
             self._answered()
+        if isinstance(self.ledger, GuardedLedger):
+            self.ledger.flush()
 
     def close(self) -> None:
         self.flush()
@@ -247,6 +247,11 @@ class SharedStore:
         """Through the book's listeners (which also log it: a warning for `StoreDegraded`)."""
         (self.listeners or Listeners()).emit([event])
 
+    def _kick(self) -> None:
+        """Something is buffered: have the flusher send it unless a reservation takes it."""
+        self._start_flusher()
+        self._pending.set()
+
     def _start_flusher(self) -> None:
         thread = self._flusher
         if thread is not None and thread.is_alive():
@@ -262,7 +267,7 @@ class SharedStore:
     def _flush_loop(self) -> None:
         while not self._closed:
             if not self._pending.wait(_RETRY_SECONDS):
-                if self._buffer:
+                if self._buffer or (isinstance(self.ledger, GuardedLedger) and self.ledger.held):
                     self.flush()  # still buffered: the store was down; try again
                 continue
             self._pending.clear()
@@ -273,14 +278,51 @@ class SharedStore:
         return f"{type(self).__name__}({self.description!r})"
 
 
-class GuardedLedger:
-    """A store's ledger that never raises: while the backend fails, calls go to a local
-    in-memory ledger (and the store reports the outage once, as for routing state)."""
+class BatchLedger(UsageLedger, Protocol):
+    def append_many(self, records: Sequence[UsageRecord]) -> None: ...
 
-    def __init__(self, inner: UsageLedger, store: SharedStore) -> None:
+
+class GuardedLedger:
+    """A store's ledger that never raises and keeps usage records off the call's path.
+
+    Records are buffered and written in batches by the store's flusher (a call records its
+    usage with no round trip); budget reservations and settlements go straight through, as
+    their atomicity needs. While the backend fails, those go to a local in-memory ledger and
+    records wait (bounded) until it answers; the store reports the outage once.
+    """
+
+    def __init__(self, inner: BatchLedger, store: SharedStore) -> None:
         self.inner = inner
         self._store = store
         self._local = MemoryLedger()
+        self._lock = threading.Lock()
+        self._records: list[UsageRecord] = []
+
+    @property
+    def held(self) -> bool:
+        return bool(self._records)
+
+    def flush(self) -> None:
+        """Write the buffered records (the store's flusher calls this)."""
+        store = self._store
+        with self._lock:
+            records, self._records = self._records, []
+        if not records or store._skipping():
+            self._hold(records)
+            return
+        try:
+            self.inner.append_many(records)
+        except Exception as error:
+            self._hold(records)
+            store._failed(error, [])
+        else:
+            store._answered()
+
+    def _hold(self, records: list[UsageRecord]) -> None:
+        if records:
+            with self._lock:
+                self._records[:0] = records
+                del self._records[:-_MAX_BUFFERED]
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         store = self._store
@@ -295,16 +337,21 @@ class GuardedLedger:
         return getattr(self._local, name)(*args, **kwargs)
 
     def append(self, record: UsageRecord) -> None:
-        self._call("append", record)
+        with self._lock:
+            self._records.append(record)
+            del self._records[:-_MAX_BUFFERED]
+        self._store._kick()
 
     def totals(
         self, by: GroupBy, *, since: float | None = None, until: float | None = None
     ) -> dict[str, UsageTotals]:
+        self.flush()  # a process reads its own records
         return cast("dict[str, UsageTotals]", self._call("totals", by, since=since, until=until))
 
     def records(
         self, *, since: float | None = None, until: float | None = None, limit: int | None = None
     ) -> list[UsageRecord]:
+        self.flush()
         return cast(
             "list[UsageRecord]", self._call("records", since=since, until=until, limit=limit)
         )

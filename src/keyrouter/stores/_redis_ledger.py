@@ -71,28 +71,12 @@ class RedisLedger:
         return f"{self._prefix}budget:{budget_id}:{period}"
 
     def append(self, record: UsageRecord) -> None:
-        u = record.usage
-        fields = [
-            secrets.token_hex(4),
-            record.at,
-            record.key,
-            record.scope,
-            record.pool,
-            record.model,
-            [
-                u.input_tokens,
-                u.output_tokens,
-                u.cached_input_tokens,
-                u.cache_creation_tokens,
-                u.reasoning_tokens,
-            ],
-            record.cost_usd,
-            record.latency_s,
-            record.status,
-            record.estimated,
-        ]
+        self.append_many([record])
+
+    def append_many(self, records: Sequence[UsageRecord]) -> None:
+        """One round trip for any number of records."""
         pipe = self._client.pipeline(transaction=True)
-        pipe.zadd(self._records_key, {json.dumps(fields): record.at})
+        pipe.zadd(self._records_key, {json.dumps(_fields(r)): r.at for r in records})
         pipe.zremrangebyrank(self._records_key, 0, -self._max_records - 1)
         pipe.execute()
 
@@ -145,6 +129,30 @@ class RedisLedger:
     def mark_crossed(self, budget_id: str, period: str, threshold: float) -> bool:
         mark = f"{self._prefix}mark:{budget_id}:{period}:{threshold!r}"
         return bool(self._client.set(mark, "1", nx=True, ex=_PERIOD_TTL))
+
+
+def _fields(record: UsageRecord) -> list[Any]:
+    u = record.usage
+    tokens = [
+        u.input_tokens,
+        u.output_tokens,
+        u.cached_input_tokens,
+        u.cache_creation_tokens,
+        u.reasoning_tokens,
+    ]
+    return [
+        secrets.token_hex(4),  # two identical records stay two members of the set
+        record.at,
+        record.key,
+        record.scope,
+        record.pool,
+        record.model,
+        tokens,
+        record.cost_usd,
+        record.latency_s,
+        record.status,
+        record.estimated,
+    ]
 
 
 def _record(fields: list[Any]) -> UsageRecord:

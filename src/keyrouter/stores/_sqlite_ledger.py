@@ -51,25 +51,11 @@ class SQLiteLedger:
         self._transaction = transaction
 
     def append(self, record: UsageRecord) -> None:
-        u = record.usage
-        row = (
-            record.at,
-            record.key,
-            record.scope,
-            record.pool,
-            record.model,
-            u.input_tokens,
-            u.output_tokens,
-            u.cached_input_tokens,
-            u.cache_creation_tokens,
-            u.reasoning_tokens,
-            record.cost_usd,
-            record.latency_s,
-            record.status,
-            int(record.estimated),
-        )
+        self.append_many([record])
+
+    def append_many(self, records: Sequence[UsageRecord]) -> None:
         with self._transaction() as conn:
-            conn.execute(_INSERT, row)
+            conn.executemany(_INSERT, [_row(record) for record in records])
 
     def totals(
         self, by: GroupBy, *, since: float | None = None, until: float | None = None
@@ -139,6 +125,26 @@ def _window(since: float | None, until: float | None) -> tuple[str, list[Any]]:
         clauses.append("at < ?")
         params.append(until)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _row(record: UsageRecord) -> tuple[Any, ...]:
+    u = record.usage
+    return (
+        record.at,
+        record.key,
+        record.scope,
+        record.pool,
+        record.model,
+        u.input_tokens,
+        u.output_tokens,
+        u.cached_input_tokens,
+        u.cache_creation_tokens,
+        u.reasoning_tokens,
+        record.cost_usd,
+        record.latency_s,
+        record.status,
+        int(record.estimated),
+    )
 
 
 def _record(row: tuple[Any, ...]) -> UsageRecord:
