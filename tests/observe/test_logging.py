@@ -24,10 +24,10 @@ def test_the_library_logger_is_quiet_by_default() -> None:
 
 def test_no_record_carries_key_material(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="keyrouter")
-    mock = MockOpenAI(dict(SECRETS))
-    client = keyrouter.KeyRoutedOpenAI(
-        keys=list(SECRETS), http_client=mock.client(), objective="round_robin", max_retries=0
-    )
+    import openai
+
+    keyrouter.patch(openai=list(SECRETS), objective="round_robin", usage=True)
+    client = openai.OpenAI(http_client=MockOpenAI(dict(SECRETS)).client(), max_retries=0)
     for _ in range(6):
         chat(client)
     records = [r for r in caplog.records if r.name.startswith("keyrouter")]
@@ -35,6 +35,7 @@ def test_no_record_carries_key_material(caplog: pytest.LogCaptureFixture) -> Non
         "request_routed",
         "failover",
         "key_state_changed",
+        "usage_recorded",
     }
     for record in records:
         text = " ".join(
