@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from keyrouter.core.quota import Demand
 from keyrouter.core.state import StateBook
 from keyrouter.core.usage import Usage
 from keyrouter.errors import ConfigError
+from keyrouter.stores import attach_store, open_store
 
 PRICE = Price(input=1.0, output=1.0)  # $1 per million tokens: 1000 tokens cost $0.001
 DEMAND = Demand({"requests": 1.0, "tokens": 1000.0}, "m")
@@ -232,3 +234,41 @@ def test_spend_by_another_process_is_caught_by_the_atomic_reservation() -> None:
     assert all("monthly budget" in r.reason for r in decision.refused)
     assert pool.snapshot(NOW)[0].in_flight == 0  # the lease was given back
     assert pool.snapshot(NOW)[1].in_flight == 0
+
+
+def test_two_processes_sharing_a_sqlite_store_stay_within_one_budget(tmp_path: Path) -> None:
+    """Two books over one SQLite file stand for two processes: their reservations are atomic
+    in the file, so together they overshoot by at most one call's estimate."""
+    limit = 0.02
+    budget = Budget(usd=limit, period="day", name="shared")
+    pools = []
+    for _ in range(2):
+        book = StateBook()
+        attach_store(book, open_store(f"sqlite:///{tmp_path / 'shared.db'}"))
+        spending = Spending(
+            pool="p",
+            keys=KEYS,
+            budgets=(budget,),
+            ledger=lambda book=book: book.ledger,
+            price=lambda model: PRICE,
+            emit=lambda events: None,
+        )
+        pools.append(KeyPool(KEYS, book=book, name="p", spending=spending))
+    barrier = threading.Barrier(16)
+
+    def caller(pool: KeyPool) -> None:
+        barrier.wait()
+        for _ in range(4):  # bounded: 64 calls at most, room for about 20
+            _call(pool, NOW, tokens=700)
+
+    threads = [threading.Thread(target=caller, args=(pools[i % 2],)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    first = pools[0].spending
+    assert first is not None
+    spend = first.ledger.spend("budget:shared:day", "day:2026-12-31")
+    assert spend.reserved_usd == pytest.approx(0.0, abs=1e-12)
+    assert limit - first.estimate(DEMAND) < spend.spent_usd <= limit
+    assert len(first.ledger.records()) == round(spend.spent_usd / 0.0007)  # every call recorded

@@ -79,8 +79,19 @@ def test_openai_chat_stream_without_usage_is_estimated(fake: FakeProvider) -> No
     record = _only_record()
     assert record.estimated
     assert record.usage.output_tokens == round(len(text) / 4)
-    assert record.usage.input_tokens > 0
+    assert 0 < record.usage.input_tokens < 10  # "Say hello": the prompt alone, not its cap
     assert record.cost_usd is not None
+
+
+def test_include_usage_opt_in_asks_the_stream_for_its_usage(fake: FakeProvider) -> None:
+    keyrouter.patch(openai=[OPENAI], usage="include")
+    client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    record = _only_record()
+    assert not record.estimated
+    assert record.usage.output_tokens == chunks[-1].usage.completion_tokens
 
 
 async def test_openai_responses_plain_and_streamed_async(fake: FakeProvider) -> None:

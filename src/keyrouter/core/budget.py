@@ -139,8 +139,11 @@ class Spending:
         ledger: Callable[[], UsageLedger],
         price: Callable[[str | None], Price | None],
         emit: Callable[[list[Event]], None],
+        include_usage: bool = False,
     ) -> None:
         self.pool = pool
+        self.include_usage = include_usage
+        """Make OpenAI chat streams report their usage (`stream_options.include_usage`)."""
         self._ledger = ledger
         self._price = price
         self._emit = emit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from keyrouter.core.budget import Budget, Spending
 from keyrouter.core.keys import Key, normalize_keys
@@ -32,7 +33,7 @@ def build_pool(
     name: str | None = None,
     policy: PoolPolicy | None = None,
     budgets: Sequence[Budget] = (),
-    usage: bool = False,
+    usage: bool | Literal["include"] = False,
 ) -> KeyPool:
     if provider not in PROVIDERS:
         raise ConfigError(
@@ -91,7 +92,9 @@ def _wants_cost(keys: Sequence[Key], objective: object) -> bool:
     return weighs_cost or any(k.credits_usd for k in keys)
 
 
-def _spending(name: str, keys: Sequence[Key], budgets: Sequence[Budget]) -> Spending:
+def _spending(
+    name: str, keys: Sequence[Key], budgets: Sequence[Budget], *, include_usage: bool
+) -> Spending:
     from keyrouter._pricing import price_of
 
     book = default_book()
@@ -102,6 +105,7 @@ def _spending(name: str, keys: Sequence[Key], budgets: Sequence[Budget]) -> Spen
         ledger=lambda: book.ledger,
         price=price_of,
         emit=book.listeners.emit,
+        include_usage=include_usage,
     )
 
 
@@ -113,7 +117,7 @@ def new_pool(
     name: str,
     policy: PoolPolicy | None = None,
     budgets: Sequence[Budget] = (),
-    usage: bool = False,
+    usage: bool | Literal["include"] = False,
 ) -> KeyPool:
     """A pool of `keys` learning into the process-wide state (any API, not only an SDK's).
 
@@ -124,8 +128,10 @@ def new_pool(
     spending = None
     if policy is not None and policy.budgets:
         budgets = (*budgets, *_configured_budgets(policy.budgets))
+    if usage not in (True, False, "include"):
+        raise ConfigError(f"True, False or 'include', not {usage!r}", field="usage")
     if usage or budgets or _wants_cost(normalized, objective):
-        spending = _spending(name, normalized, budgets)
+        spending = _spending(name, normalized, budgets, include_usage=usage == "include")
     return KeyPool(
         normalized,
         book=default_book(),

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import wrapt
 
@@ -57,7 +57,7 @@ def patch(
     max_wait: float | None = None,
     store: str | None = None,
     budgets: object = None,
-    usage: bool = False,
+    usage: bool | Literal["include"] = False,
 ) -> None:
     """Route every SDK client created from now on through a pool of keys.
 
@@ -81,7 +81,8 @@ def patch(
     `objective` orders the keys: `"headroom"` (default), `"round_robin"`, `"reliability"`,
     `"cost"`, or weights such as `{"cost": 0.7, "headroom": 0.3}`. `budgets` (a
     `keyrouter.Budget`, a list, or `{provider: ...}`) caps spend; `usage=True` records every
-    call's usage and cost without a budget (see docs/cost.md).
+    call's usage and cost without a budget; `usage="include"` also makes OpenAI chat streams
+    report their usage (see docs/cost.md).
     """
     global _settings, _active
     given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from contextvars import Token
 from types import MappingProxyType, TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from keyrouter.core.policy import PoolPolicy
 from keyrouter.core.pool import KeyPool
@@ -48,7 +48,7 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
         max_wait: float | None = None,
         max_attempts: int | None = None,
         budget: object = None,
-        usage: bool = False,
+        usage: bool | Literal["include"] = False,
     ) -> None:
         self._tokens: list[Token[Mapping[str, KeyPool]]] = []
         self.pools: dict[str, KeyPool] = {}

@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from keyrouter.core.usage import Usage
-from keyrouter.providers._estimate import CHARS_PER_TOKEN
+from keyrouter.providers._estimate import CHARS_PER_TOKEN, json_object, output_cap
 
-__all__ = ["UsageReader", "count_text", "reader_for"]
+__all__ = ["UsageReader", "count_text", "output_allowance", "reader_for"]
 
 _TEXT = re.compile(
     rb'"(?:content|text|delta|arguments|partial_json|thinking|refusal)"\s*:\s*"((?:[^"\\]|\\.)*)"'
@@ -35,6 +35,19 @@ _TEXT = re.compile(
 def count_text(data: bytes) -> int:
     """Characters of generated text in a chunk of JSON, without parsing it (escapes count)."""
     return sum(len(m) for m in _TEXT.findall(data))
+
+
+def output_allowance(body: bytes) -> float:
+    """The output cap an OpenAI request's demand estimate included (so that an estimate of
+    the prompt alone can take it back out)."""
+    from keyrouter.providers.openai import _DEFAULT_OUTPUT_TOKENS, _OUTPUT_FIELDS
+
+    parsed = json_object(body)
+    if parsed is None:
+        return 0.0
+    choices = parsed.get("n")
+    n = choices if isinstance(choices, int) and 1 <= choices <= 128 else 1
+    return n * output_cap(parsed, _OUTPUT_FIELDS, _DEFAULT_OUTPUT_TOKENS)
 
 
 def _int(value: object) -> int:

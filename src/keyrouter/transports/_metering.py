@@ -18,19 +18,56 @@ import logging
 import zlib
 from typing import Any
 
+from keyrouter.core.budget import Spending
 from keyrouter.core.decision import Lease
 from keyrouter.core.events import UsageRecorded
+from keyrouter.core.quota import Demand
 from keyrouter.core.usage import Usage
-from keyrouter.providers._usage import UsageReader, count_text, reader_for
+from keyrouter.providers._usage import UsageReader, count_text, output_allowance, reader_for
 from keyrouter.transports._flavor import package_of
 from keyrouter.transports._plan import Plan
 
-__all__ = ["metered"]
+__all__ = ["before_sending", "metered"]
 
 _log = logging.getLogger("keyrouter")
 _MAX_JSON_BYTES = 8 * 1024 * 1024
 _MAX_LINE_BYTES = 1024 * 1024
 _USAGE_MARKERS = (b'"usage', b"usageMetadata")
+
+
+def before_sending(
+    spending: Spending, request: Any, body: bytes, demand: Demand, now: float
+) -> str | None:
+    """Why a metered pool refuses `request` before sending (a pool budget is spent), or None.
+
+    With `include_usage`, an OpenAI chat stream that did not ask for usage is made to
+    (`stream_options.include_usage`), so its cost is exact instead of estimated.
+    """
+    refusal = spending.pool_refusal(demand, now)
+    if refusal is None and spending.include_usage and b'"stream"' in body:
+        _ask_for_usage(request, body)
+    return refusal
+
+
+def _ask_for_usage(request: Any, body: bytes) -> None:
+    if not request.url.path.endswith("/chat/completions"):
+        return
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return
+    if not isinstance(parsed, dict) or parsed.get("stream") is not True:
+        return
+    options = parsed.get("stream_options")
+    options = dict(options) if isinstance(options, dict) else {}
+    if "include_usage" in options:
+        return  # the caller decided
+    options["include_usage"] = True
+    parsed["stream_options"] = options
+    content = json.dumps(parsed, separators=(",", ":")).encode()
+    request.headers["content-length"] = str(len(content))
+    request.stream = package_of(request).ByteStream(content)
+    request._content = content
 
 
 def metered(plan: Plan, lease: Lease, response: Any, *, is_async: bool) -> Any:
@@ -58,6 +95,7 @@ class _Meter:
         self.plan = plan
         self.lease = lease
         self.status: int | None = response.status_code
+        self.response = response
         headers = response.headers
         ctype = str(headers.get("content-type", ""))
         self.sse = ctype.startswith("text/event-stream")
@@ -165,12 +203,13 @@ class _Meter:
             return Usage()  # an error answer is not billed
         demand = self.lease.demand
         output = self.reader.estimated_output()
-        prompt = demand.get("input_tokens") or max(0.0, demand.get("tokens") - _cap(demand))
+        prompt = demand.get("input_tokens")
+        if not prompt:
+            # OpenAI's demand is the prompt plus the output cap: take the cap back out.
+            request = getattr(self.response, "_request", None)  # set by the client by now
+            body = getattr(request, "_content", b"") or b""
+            prompt = max(0.0, demand.get("tokens") - output_allowance(bytes(body)))
         return Usage(input_tokens=round(prompt), output_tokens=output)
-
-
-def _cap(demand: Any) -> float:
-    return float(demand.get("output_tokens") or 0.0)
 
 
 def _decoder(encoding: str) -> Any:

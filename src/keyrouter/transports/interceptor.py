@@ -25,7 +25,7 @@ from keyrouter.transports._flavor import (
     new_response,
     replace_response,
 )
-from keyrouter.transports._metering import metered
+from keyrouter.transports._metering import before_sending, metered
 from keyrouter.transports._plan import Plan, Sleep, Waker
 from keyrouter.transports._waiters import AsyncWaiter, SyncWaiter
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL, Route
@@ -61,7 +61,7 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Wak
     path = request.url.path
     demand = route.wire.estimate_demand(request.method, path, body)
     if pool.spending is not None:
-        over_budget = pool.spending.pool_refusal(demand, route.clock())
+        over_budget = before_sending(pool.spending, request, body, demand, route.clock())
         if over_budget is not None:
             return _Refused(over_budget)  # type: ignore[return-value]
     plan = Plan(route, pool, demand, _read_timeout(request), waker)
