@@ -76,6 +76,7 @@ class SharedStore:
         self._lock = threading.Lock()
         self._buffer: list[Doc] = []
         self._pending = threading.Event()
+        self._flush_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
         self._pid = -1
         self._token = ""
@@ -157,8 +158,15 @@ class SharedStore:
         )
 
     def flush(self) -> None:
-        """Send every buffered report and usage record now (also before a process exits)."""
-        if self._skipping():
+        """Send every buffered report and usage record now (also before a process exits).
+
+        Flushes take turns: one that returns has seen an earlier one (the flusher's) finish.
+        """
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._skipping() or self._closed:
             return
         batch = self._take()
         if batch:
@@ -172,10 +180,11 @@ class SharedStore:
             self.ledger.flush()
 
     def close(self) -> None:
-        self.flush()
-        self._closed = True
-        self._pending.set()
-        self._close()
+        with self._flush_lock:
+            self._flush()
+            self._closed = True
+            self._close()
+        self._pending.set()  # the flusher sees `_closed` and ends
 
     @property
     def degraded(self) -> bool:
