@@ -266,6 +266,9 @@ def test_two_processes_sharing_a_sqlite_store_stay_within_one_budget(tmp_path: P
         t.start()
     for t in threads:
         t.join(timeout=60)
+    for pool in pools:
+        assert pool.book.store is not None
+        pool.book.store.close()  # usage records are written in batches: send what is buffered
     first = pools[0].spending
     assert first is not None
     spend = first.ledger.spend("budget:shared:day", "day:2026-12-31")
