@@ -136,6 +136,21 @@ def test_an_invalid_key_is_invalid_everywhere_but_its_scope_is_not(open_store: O
     assert OTHER.id not in keys
 
 
+def test_a_key_flag_lapses_after_thirty_days(open_store: Opener) -> None:
+    store = open_store()
+    item = lease()
+    store.reserve(item, NOW)
+    store.settle(item, Outcome(OutcomeKind.FORBIDDEN, 403, "forbidden"), [], NOW)
+    store.flush()
+    month = NOW + 31 * 86_400
+    grant = store.reserve(lease(now=month), month)
+    assert grant is not None
+    assert grant.granted  # re-enabled upstream meanwhile? it is tried again
+    assert grant.key.state is KeyState.AVAILABLE
+    _, keys = store.load([], [KEY.id], month)
+    assert keys == {}
+
+
 def test_a_refused_request_is_refunded_once_even_if_reported_twice(open_store: Opener) -> None:
     store = open_store()
     teach(store, remaining=5)

@@ -104,7 +104,7 @@ class SharedStore:
             self._failed(error, batch)
             return None
         self._answered()
-        return grant_of(reply) if reply is not None else None
+        return grant_of(reply, now) if reply is not None else None
 
     def settle(
         self,
@@ -154,7 +154,11 @@ class SharedStore:
         self._answered()
         return (
             {sid: scope_of(doc) for sid, doc in scopes.items()},
-            {kid: key_of(doc) for kid, doc in keys.items()},
+            {
+                kid: flag
+                for kid, doc in keys.items()
+                if (flag := key_of(doc, now)).state is not KeyState.AVAILABLE
+            },
         )
 
     def flush(self) -> None:

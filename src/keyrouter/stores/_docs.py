@@ -26,6 +26,10 @@ _AVAILABLE = KeyState.AVAILABLE.value
 _COOLING = KeyState.COOLING.value
 _EXHAUSTED = KeyState.EXHAUSTED.value
 _FOR_GOOD = (KeyState.INVALID.value, KeyState.DISABLED.value)
+KEY_FLAG_SECONDS = 30 * 86_400
+"""How long a key found invalid or disabled stays so for every process (Redis: the key's
+TTL): long enough that nobody retries a revoked key, short enough that a key re-enabled
+upstream comes back by itself."""
 
 
 def new_scope() -> Doc:
@@ -68,7 +72,7 @@ def reserve(scope: Doc, key: Doc | None, request: Doc) -> Doc:
     """
     now = request["at"]
     _purge(scope, now)
-    if key is not None and key.get("state") in _FOR_GOOD:
+    if key is not None and key.get("state") in _FOR_GOOD and key.get("until", math.inf) > now:
         return _reply(scope, key, False, None)
     if scope["state"] != _AVAILABLE and now < scope["until"]:
         return _reply(scope, key, False, scope["until"])
@@ -116,7 +120,7 @@ def settle(scope: Doc, key: Doc | None, report: Doc) -> Doc | None:
         _cool(scope, cool[0], cool[1], cool[2])
     flag = report.get("flag")
     if flag is not None:
-        return {"state": flag[0], "reason": flag[1]}
+        return {"state": flag[0], "reason": flag[1], "until": now + KEY_FLAG_SECONDS}
     return key
 
 
@@ -156,13 +160,17 @@ def scope_of(doc: Doc) -> SharedScope:
     )
 
 
-def key_of(doc: Doc | None) -> SharedKey:
-    if not doc:
+def key_of(doc: Doc | None, now: float) -> SharedKey:
+    """A key's flag as of `now` (a lapsed one is no flag)."""
+    if not doc or doc.get("until", math.inf) <= now:
         return SharedKey()
     return SharedKey(KeyState(doc.get("state", _AVAILABLE)), doc.get("reason", ""))
 
 
-def grant_of(reply: Doc) -> Grant:
+def grant_of(reply: Doc, now: float) -> Grant:
     return Grant(
-        bool(reply["granted"]), scope_of(reply), key_of(reply.get("key")), reply.get("retry_at")
+        bool(reply["granted"]),
+        scope_of(reply),
+        key_of(reply.get("key"), now),
+        reply.get("retry_at"),
     )

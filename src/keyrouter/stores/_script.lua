@@ -109,7 +109,7 @@ local function settle(r)
   end
   dirty[r.s] = true
   if r.flag then
-    docs[r.k] = {state = r.flag[1], reason = r.flag[2]}
+    docs[r.k] = {state = r.flag[1], reason = r.flag[2], ['until'] = now + job.key_ttl}
     dirty[r.k] = true
   end
 end
@@ -127,7 +127,8 @@ local function reserve(q)
   local now = q.at
   purge(scope, now)
   dirty[q.s] = true
-  if key and (key.state == 'invalid' or key.state == 'disabled') then
+  if key and (key.state == 'invalid' or key.state == 'disabled')
+      and (key['until'] or math.huge) > now then
     return reply(scope, key, false, nil)
   end
   if scope.state ~= 'available' and now < scope['until'] then

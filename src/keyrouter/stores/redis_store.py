@@ -21,13 +21,13 @@ from typing import Any
 import redis
 
 from keyrouter.stores._base import DEFAULT_LEASE_TTL, GuardedLedger, SharedStore
-from keyrouter.stores._docs import Doc
+from keyrouter.stores._docs import KEY_FLAG_SECONDS, Doc
 from keyrouter.stores._redis_ledger import RedisLedger
 
 __all__ = ["RedisStore"]
 
 _SCOPE_TTL = 86_400
-_KEY_TTL = 30 * 86_400
+_KEY_TTL = KEY_FLAG_SECONDS
 _TIMEOUT = 0.5
 
 

@@ -31,6 +31,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS keyrouter_keys (id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
 )
 _BUSY_TIMEOUT = 5.0
+_CALL_BUSY_TIMEOUT = 1.0
 
 
 class SQLiteStore(SharedStore):
@@ -56,6 +57,11 @@ class SQLiteStore(SharedStore):
                 conn.execute("SELECT count(*) FROM keyrouter_scopes").fetchone()
         except sqlite3.Error as error:
             raise _open_error(path, error, busy_timeout) from None
+        # From now on a call waits at most this long for another process's write (they take
+        # microseconds); past it the call routes on local state instead of hanging.
+        self._busy_timeout = min(busy_timeout, _CALL_BUSY_TIMEOUT)
+        with self._conn_lock:
+            self._connect().execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         self.ledger = GuardedLedger(SQLiteLedger(self._transaction), self)
 
     def _connect(self) -> sqlite3.Connection:
