@@ -9,6 +9,7 @@ import pytest
 
 from keyrouter import cli
 from keyrouter.core.keys import fingerprint
+from tests.stores.conftest import REDIS_URL, redis_prefix  # noqa: F401 - the fixture
 
 A = "sk-status-a-000000000000000000000001"
 B = "sk-status-b-000000000000000000000002"
@@ -40,15 +41,23 @@ def test_status_table_says_where_its_state_comes_from(
     assert "no store given" in captured.err
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    prefix = request.getfixturevalue("redis_prefix")  # a unique prefix, its keys deleted after
+    return f"{REDIS_URL}?prefix={prefix}"
+
+
 def test_status_reads_what_the_app_taught_the_shared_store(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
     import openai
 
     import keyrouter
     from tests.transports.mock_openai import INVALID, MockOpenAI, chat, ok
 
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+    url = store_url
     keyrouter.patch(openai=[A, B], store=url, objective="round_robin", usage=True)
     chat(openai.OpenAI(http_client=MockOpenAI({A: INVALID, B: ok()}).client(), max_retries=0))
     keyrouter.unpatch()  # the app stops; what it learned stays in the store
