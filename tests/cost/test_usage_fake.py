@@ -12,6 +12,7 @@ from google import genai
 from google.genai import types
 
 import keyrouter
+from keyrouter.core.registry import global_pool
 from keyrouter.testing import FakeKey, FakeProvider
 
 OPENAI = "sk-usage-test-openai-000000000001"
@@ -162,3 +163,25 @@ def test_a_spent_pool_budget_refuses_before_sending(fake: FakeProvider) -> None:
         client.chat.completions.create(model="gpt-4o-mini", messages=HI)
     assert fake.stats(OPENAI).count(200) == 0  # nothing was sent, no SDK retry either
     assert len(fake.requests) == 0
+
+
+def test_spent_budgets_raise_each_sdks_own_error(fake: FakeProvider) -> None:
+    spent = keyrouter.Budget(usd=0.0, period="month")
+    keyrouter.patch(anthropic=[ANTHROPIC], gemini=[GEMINI], budgets=spent)
+    claude = anthropic.Anthropic(base_url=fake.anthropic_base_url)
+    with pytest.raises(anthropic.RateLimitError, match="budget"):
+        claude.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=HI)
+    gemini = genai.Client(http_options=types.HttpOptions(base_url=fake.gemini_base_url))
+    with pytest.raises(genai.errors.ClientError, match="budget"):
+        gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert len(fake.requests) == 0
+
+
+def test_pools_that_keep_no_usage_leave_responses_alone(fake: FakeProvider) -> None:
+    keyrouter.patch(openai=[OPENAI])
+    pool = global_pool("openai")
+    assert pool is not None
+    assert pool.spending is None  # nothing meters, nothing is reserved
+    client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
+    list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
+    assert keyrouter.usage_records() == []

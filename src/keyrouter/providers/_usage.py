@@ -59,16 +59,16 @@ def _sub(obj: Mapping[str, object], name: str, field: str) -> int:
     return _int(inner.get(field)) if isinstance(inner, dict) else 0
 
 
+Extract = Callable[[dict[str, object]], tuple[Mapping[str, object] | None, object]]
+"""An object's usage fields (if any) and the model it names."""
+
+
 class UsageReader:
     """Collects usage from a response's JSON objects (see the module docstring)."""
 
     __slots__ = ("_convert", "_extract", "fields", "model", "text_chars")
 
-    def __init__(
-        self,
-        extract: Callable[[dict[str, object]], tuple[Mapping[str, object] | None, object]],
-        convert: Callable[[Mapping[str, object]], Usage],
-    ) -> None:
+    def __init__(self, extract: Extract, convert: Callable[[Mapping[str, object]], Usage]) -> None:
         self._extract = extract
         self._convert = convert
         self.fields: dict[str, object] = {}
@@ -96,13 +96,26 @@ class UsageReader:
 # -- OpenAI (chat, Responses API, embeddings; Azure and compatible servers) -----------------
 
 
-def _openai_extract(obj: dict[str, object]) -> tuple[Mapping[str, object] | None, object]:
-    if obj.get("type") in ("response.completed", "response.incomplete", "response.failed"):
-        inner = obj.get("response")
+def _extractor(
+    wrapped_in: Mapping[str, str], usage: str = "usage", model: str = "model"
+) -> Extract:
+    """Reads `usage` and `model` from an object, or from the object an event of one of the
+    `wrapped_in` types carries (`{"type": "message_start", "message": {...}}`)."""
+
+    def extract(obj: dict[str, object]) -> tuple[Mapping[str, object] | None, object]:
+        wrapper = wrapped_in.get(str(obj.get("type")))
+        inner = obj.get(wrapper) if wrapper else None
         if isinstance(inner, dict):
             obj = inner
-    usage = obj.get("usage")
-    return (usage if isinstance(usage, dict) else None), obj.get("model")
+        found = obj.get(usage)
+        return (found if isinstance(found, dict) else None), obj.get(model)
+
+    return extract
+
+
+_openai_extract = _extractor(
+    {t: "response" for t in ("response.completed", "response.incomplete", "response.failed")}
+)
 
 
 def _openai_convert(f: Mapping[str, object]) -> Usage:
@@ -124,13 +137,7 @@ def _openai_convert(f: Mapping[str, object]) -> Usage:
 # -- Anthropic ---------------------------------------------------------------------------------
 
 
-def _anthropic_extract(obj: dict[str, object]) -> tuple[Mapping[str, object] | None, object]:
-    if obj.get("type") == "message_start":
-        inner = obj.get("message")
-        if isinstance(inner, dict):
-            obj = inner
-    usage = obj.get("usage")
-    return (usage if isinstance(usage, dict) else None), obj.get("model")
+_anthropic_extract = _extractor({"message_start": "message"})
 
 
 def _anthropic_convert(f: Mapping[str, object]) -> Usage:
@@ -147,9 +154,7 @@ def _anthropic_convert(f: Mapping[str, object]) -> Usage:
 # -- Gemini ------------------------------------------------------------------------------------
 
 
-def _gemini_extract(obj: dict[str, object]) -> tuple[Mapping[str, object] | None, object]:
-    usage = obj.get("usageMetadata")
-    return (usage if isinstance(usage, dict) else None), obj.get("modelVersion")
+_gemini_extract = _extractor({}, usage="usageMetadata", model="modelVersion")
 
 
 def _gemini_convert(f: Mapping[str, object]) -> Usage:
