@@ -544,6 +544,8 @@ class KeyPool:
             adopt_scope(scope, grant.scope, now, book.settings)
             adopt_key(record, grant.key, now, book.settings)
             self._reindex(lease, now, changed=True)
+        if not grant.granted and self.spending is not None:
+            self.spending.release(lease)  # the call will not go out: free its budget hold
 
     def adopt_shared(
         self, scopes: Mapping[str, SharedScope], keys: Mapping[str, SharedKey], now: float
