@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
@@ -39,7 +40,9 @@ def test_relative_links_resolve(page: Path) -> None:
             continue  # https:, mailto:, or a link within the page
         path, _, anchor = target.partition("#")
         resolved = (page.parent / path).resolve()
-        if not resolved.exists():
+        if page.parent.is_relative_to(DOCS) and not resolved.is_relative_to(DOCS):
+            broken.append(f"{target} (outside docs/: the site has only docs/; write `{path}`)")
+        elif not resolved.exists():
             broken.append(f"{target} (no such file)")
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
             broken.append(f"{target} (no heading #{anchor})")
