@@ -18,6 +18,8 @@ EXPECTED = {
     "scoped_pools.py": "acme: 10 calls on its own keys",
     "multi_tenant_web_app.py": "acme: 12/12 requests served on its own keys; failovers absorbed: 1",
     "observe_the_pool.py": "event: failover revoked -> main (invalid_key)",
+    "policies.py": "refused before sending: keyrouter: a policy forbids every key",
+    "config_file.py": "keyrouter.toml: valid",
 }
 
 
