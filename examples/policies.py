@@ -33,13 +33,12 @@ def main() -> None:
     with FakeProvider(fakes) as fake:
         keyrouter.patch(openai=keys)
         reasons: list[str] = []
-        stop = keyrouter.on_event(
-            lambda e: reasons.extend(
-                f"{r.key}: {r.reason}" for r in e.decision.refused if r.policy
-            )
-            if isinstance(e, keyrouter.RequestRouted)
-            else None
-        )
+
+        def note(event: keyrouter.Event) -> None:  # each decision says which policy refused
+            if isinstance(event, keyrouter.RequestRouted):
+                reasons.extend(f"{r.key}: {r.reason}" for r in event.decision.refused if r.policy)
+
+        stop = keyrouter.on_event(note)
         try:
             client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
             ask(client, "gpt-4o")  # the free key may not serve it
