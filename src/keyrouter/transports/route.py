@@ -53,7 +53,8 @@ class Route:
 
     wire: Wire
     hosts: frozenset[str]
-    routable: frozenset[str] = frozenset({PLACEHOLDER_CREDENTIAL})
+    routable: frozenset[str] = field(default=frozenset({PLACEHOLDER_CREDENTIAL}), repr=False)
+    """Credentials that mean "use the pool" (may be a real key: never shown in the repr)."""
     own_pool: KeyPool | None = None
     settings: RouteSettings = field(default_factory=RouteSettings)
     base_path: str = ""
