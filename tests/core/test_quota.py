@@ -68,6 +68,21 @@ def test_requests_still_in_flight_are_subtracted_from_an_answer() -> None:
     assert quota.dimensions["requests"].available(0.0) == pytest.approx(5.0)
 
 
+def test_a_late_answer_to_an_earlier_request_never_raises_the_estimate() -> None:
+    quota = ScopeQuota()
+    quota.reserve(1, Demand(), 0.0)
+    quota.settle(1, [obs("requests", 10, 9, 6.0, 0.0)], 0.0)
+    quota.reserve(2, Demand(), 0.0)
+    quota.reserve(3, Demand(), 0.0)
+    # The provider counts 2 then 3; 3's answer (7 left) comes back first, 2's (8 left) last.
+    quota.settle(3, [obs("requests", 10, 7, 18.0, 0.0)], 0.0)
+    quota.settle(2, [obs("requests", 10, 8, 12.0, 0.0)], 0.0)
+    assert quota.dimensions["requests"].available(0.0) <= 7.0  # 8 would invite a 429
+    quota.reserve(4, Demand(), 0.0)
+    quota.settle(4, [obs("requests", 10, 6, 24.0, 0.0)], 0.0)  # newer news is adopted
+    assert quota.dimensions["requests"].available(0.0) == pytest.approx(6.0)
+
+
 def test_refund_returns_a_reservation_that_the_provider_never_counted() -> None:
     quota = ScopeQuota()
     quota.reserve(1, Demand(), 0.0)

@@ -124,8 +124,14 @@ class Dimension:
             self.level = self.available(now) + units
             self.as_of = now
 
-    def observe(self, obs: LimitObservation, unsettled: float, now: float) -> None:
-        """Adopt the provider's numbers, minus what we sent after the observed request."""
+    def observe(
+        self, obs: LimitObservation, unsettled: float, now: float, *, stale: bool = False
+    ) -> None:
+        """Adopt the provider's numbers, minus what we sent after the observed request.
+
+        A `stale` answer (older than the last one adopted) is adopted only if it lowers the
+        estimate.
+        """
         if obs.limit is not None and obs.limit > 0:
             self.limit = obs.limit
             self.limit_announced = True
@@ -138,6 +144,8 @@ class Dimension:
             self.limit = remaining
         if self.limit is not None:
             remaining = min(remaining, self.limit)
+        if stale and self.known and remaining - unsettled >= self.available(now):
+            return
         self._learn_rate(remaining, obs.reset_at, now)
         self.level = remaining - unsettled
         self.as_of = now
@@ -210,6 +218,8 @@ class ScopeQuota:
     throttled: bool = False
     """A headerless scope whose pace was learned from 429s (see `note_headerless_rate_limit`)."""
     probe_limit: int = 1
+    observed_seq: int = 0
+    """The latest-granted request whose answer the estimate adopted (see `settle`)."""
     _successes: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
 
     @property
@@ -243,6 +253,10 @@ class ScopeQuota:
     ) -> None:
         """Close reservation `seq`, adopting what the response said about the scope."""
         reservation = self.in_flight.pop(seq, None)
+        # An answer to a request granted before the one whose answer was last adopted came
+        # back late: it may predate requests that have settled since (so are no longer
+        # subtracted as in flight). Such an answer may lower the estimate, never raise it.
+        stale = seq < self.observed_seq
         seen_any = False
         for obs in observations:
             seen_any = True
@@ -253,9 +267,11 @@ class ScopeQuota:
                 if self.in_flight
                 else 0.0
             )
-            self.dimensions.setdefault(obs.dimension, Dimension()).observe(obs, unsettled, now)
+            observed = self.dimensions.setdefault(obs.dimension, Dimension())
+            observed.observe(obs, unsettled, now, stale=stale)
         if seen_any:
             self.learned = True
+            self.observed_seq = max(self.observed_seq, seq)
         elif refund and reservation is not None:
             for name, units in reservation.demand.units.items():
                 dim = self.dimensions.get(name)
