@@ -185,3 +185,31 @@ def test_pools_that_keep_no_usage_leave_responses_alone(fake: FakeProvider) -> N
     client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
     list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
     assert keyrouter.usage_records() == []
+
+
+def test_a_scoped_pool_has_its_own_budget(fake: FakeProvider) -> None:
+    client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
+    spent = keyrouter.Budget(usd=0.0, period="day", name="tenant-a")
+    with keyrouter.pool(openai=[OPENAI], budget=spent), pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    client.chat.completions.create(model="gpt-4o-mini", messages=HI)  # the global pool serves
+    assert fake.stats(OPENAI).count(200) == 1
+
+
+def test_budgets_from_a_config_pool_policy_apply() -> None:
+    from keyrouter.core.policy import PoolPolicy
+    from keyrouter.entry._pools import build_pool
+
+    policy = PoolPolicy(budgets=({"usd": 5, "period": "day", "thresholds": [0.9]},))
+    built = build_pool("openai", [OPENAI], objective="headroom", policy=policy)
+    assert built.spending is not None
+    assert [r.budget for r in built.spending._rules] == [
+        keyrouter.Budget(usd=5, period="day", thresholds=(0.9,))
+    ]
+    with pytest.raises(keyrouter.ConfigError, match="budgets"):
+        build_pool(
+            "openai",
+            [OPENAI],
+            objective="headroom",
+            policy=PoolPolicy(budgets=({"usd": 5, "per": "team"},)),
+        )

@@ -84,6 +84,10 @@ def _configured_budgets(given: Sequence[object]) -> tuple[Budget, ...]:
             built.append(Budget(**fields))
         except TypeError as exc:
             raise ConfigError(f"bad budget: {exc}", field=f"budgets[{index}]") from None
+        except ConfigError as exc:
+            where = f"budgets[{index}]" + (exc.field or "").removeprefix("budget")
+            message = str(exc).removeprefix(f"{exc.field}: ")
+            raise ConfigError(message, field=where) from None
     return tuple(built)
 
 

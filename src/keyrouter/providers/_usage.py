@@ -66,11 +66,19 @@ Extract = Callable[[dict[str, object]], tuple[Mapping[str, object] | None, objec
 class UsageReader:
     """Collects usage from a response's JSON objects (see the module docstring)."""
 
-    __slots__ = ("_convert", "_extract", "fields", "model", "text_chars")
+    __slots__ = ("_convert", "_extract", "counts_text", "fields", "model", "text_chars")
 
-    def __init__(self, extract: Extract, convert: Callable[[Mapping[str, object]], Usage]) -> None:
+    def __init__(
+        self,
+        extract: Extract,
+        convert: Callable[[Mapping[str, object]], Usage],
+        *,
+        counts_text: bool = True,
+    ) -> None:
         self._extract = extract
         self._convert = convert
+        self.counts_text = counts_text
+        """Whether a stream may end without usage, so its text must be counted as it goes."""
         self.fields: dict[str, object] = {}
         self.model: str | None = None
         self.text_chars = 0
@@ -167,15 +175,15 @@ def _gemini_convert(f: Mapping[str, object]) -> Usage:
     )
 
 
-_READERS: Final = {
-    "openai": (_openai_extract, _openai_convert),
-    "azure": (_openai_extract, _openai_convert),
-    "anthropic": (_anthropic_extract, _anthropic_convert),
-    "gemini": (_gemini_extract, _gemini_convert),
+_READERS: Final = {  # (extract, convert, whether its streams may lack usage)
+    "openai": (_openai_extract, _openai_convert, True),
+    "azure": (_openai_extract, _openai_convert, True),
+    "anthropic": (_anthropic_extract, _anthropic_convert, False),
+    "gemini": (_gemini_extract, _gemini_convert, False),
 }
 
 
 def reader_for(wire: str) -> UsageReader:
     """A fresh reader for the named wire (OpenAI's shape for wires keyrouter does not know)."""
-    extract, convert = _READERS.get(wire, _READERS["openai"])
-    return UsageReader(extract, convert)
+    extract, convert, counts_text = _READERS.get(wire, _READERS["openai"])
+    return UsageReader(extract, convert, counts_text=counts_text)

@@ -144,7 +144,8 @@ class _Meter:
         if any(marker in payload for marker in _USAGE_MARKERS) or b"message_start" in payload:
             with contextlib.suppress(ValueError):
                 self.reader.feed(json.loads(payload))
-        self.reader.text_chars += count_text(payload)
+        if self.reader.counts_text:
+            self.reader.text_chars += count_text(payload)
 
     def end(self) -> None:
         """The body ended or was closed: settle once (never raises into the SDK)."""
