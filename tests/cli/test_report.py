@@ -83,3 +83,19 @@ def test_periods() -> None:
     assert parse_since("2026-11-01", 0.0, field="--since") == 1_793_491_200.0
     with pytest.raises(ConfigError, match="--since: 'last week' is neither a duration"):
         parse_since("last week", 0.0, field="--since")
+
+
+def test_an_unreachable_store_is_an_error_not_an_empty_report(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("OPENAI_API_KEYS", A)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for command in (["report"], ["status"]):
+        assert cli.main([*command, "--store", f"redis://127.0.0.1:{port}/0"]) == 1
+        err = capsys.readouterr().err
+        assert f"cannot reach redis://127.0.0.1:{port}/0" in err
+        assert err.count("\n") == 1

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from keyrouter.config import load_config
 from keyrouter.core.keys import Key, normalize_keys
 from keyrouter.entry._pools import PROVIDERS, keys_from_env
-from keyrouter.errors import ConfigError
+from keyrouter.errors import ConfigError, StoreError
 
-__all__ = ["add_key_arguments", "configured_keys", "configured_store"]
+if TYPE_CHECKING:
+    from keyrouter.core.store import StateStore
+
+__all__ = ["add_key_arguments", "configured_keys", "configured_store", "watch_store"]
 
 
 def add_key_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,3 +97,26 @@ def _from_keyfile(path: str | None) -> list[tuple[str, Key]]:
     if not named and not keyfile.keyfile_path().exists():
         return []
     return [(entry.provider, entry.key) for entry in keyfile.load(path)]
+
+
+def watch_store(store: StateStore, url: str) -> Callable[[], None]:
+    """Listen for the store's outage; the function returned raises, naming the store and why,
+    if it did not answer (a store never raises itself: an app routes on through an outage,
+    but a CLI showing "nothing learned" for an unreachable store would mislead)."""
+    from keyrouter.core.events import Listeners, StoreDegraded
+    from keyrouter.stores import describe_url
+
+    reasons: list[str] = []
+    if store.listeners is None:
+        store.listeners = Listeners()
+    stop = store.listeners.add(
+        lambda event: reasons.append(event.reason) if isinstance(event, StoreDegraded) else None
+    )
+
+    def check() -> None:
+        stop()
+        if reasons or getattr(store, "degraded", False):
+            why = f": {reasons[0]}" if reasons else ""
+            raise StoreError(f"cannot reach {describe_url(url)}{why}", field="store")
+
+    return check

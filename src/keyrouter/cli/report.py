@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from keyrouter.cli._sources import configured_store
+from keyrouter.cli._sources import configured_store, watch_store
 from keyrouter.cli._table import cost_cell, render_table
 from keyrouter.core.usage import UsageLedger, UsageTotals
 from keyrouter.errors import ConfigError
@@ -72,10 +72,12 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(url)
     if store is None:
         raise ConfigError(f"{url} keeps nothing beyond its process; name a SQLite or Redis store")
+    check = watch_store(store, url)
     try:
         totals = store.ledger.totals(args.by, since=since, until=until)
         if args.by == "scope":
             totals = _named_scopes(store.ledger, totals, since, until)
+        check()
     finally:
         store.close()
     rows = sorted(totals.items(), key=lambda item: (-item[1].cost_usd, -item[1].calls, item[0]))

@@ -15,7 +15,12 @@ import time
 from typing import Any
 
 from keyrouter._snapshot import with_usage
-from keyrouter.cli._sources import add_key_arguments, configured_keys, configured_store
+from keyrouter.cli._sources import (
+    add_key_arguments,
+    configured_keys,
+    configured_store,
+    watch_store,
+)
 from keyrouter.cli._table import cost_cell, render_table
 from keyrouter.core.keys import Key
 from keyrouter.core.pool import KeyPool, KeySnapshot
@@ -69,14 +74,19 @@ def read_state(keys: dict[str, list[Key]], url: str | None) -> dict[str, list[Ke
     """Per provider, a snapshot of `keys` as the store at `url` knows them (None: as a fresh
     process knows them). A private book, so nothing here touches the process's own pools."""
     book = StateBook()
+    check = None
     if url:
         from keyrouter.stores import attach_store, open_store
 
-        attach_store(book, open_store(url))
+        store = open_store(url)
+        attach_store(book, store)
+        check = watch_store(store, url) if store is not None else None
     try:
         pools = {p: KeyPool(k, book=book, name=p) for p, k in keys.items()}
         for pool in pools.values():
             warm_pool(pool)
+        if check is not None:
+            check()
         now = time.time()
         snapshot = {provider: pool.snapshot(now) for provider, pool in pools.items()}
         if book.store is not None:  # the store keeps usage: this month's, per key
