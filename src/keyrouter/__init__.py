@@ -29,6 +29,8 @@ if TYPE_CHECKING:
         Failover,
         KeyStateChanged,
         RequestRouted,
+        StoreDegraded,
+        StoreRecovered,
         UsageRecorded,
     )
     from keyrouter.core.health import KeyState
@@ -74,7 +76,9 @@ __all__ = [
     "Refusal",
     "RequestRouted",
     "Schedule",
+    "StoreDegraded",
     "StoreError",
+    "StoreRecovered",
     "Usage",
     "UsageRecord",
     "UsageRecorded",
@@ -120,6 +124,8 @@ _LAZY = {
     "Failover": "keyrouter.core.events",
     "KeyStateChanged": "keyrouter.core.events",
     "RequestRouted": "keyrouter.core.events",
+    "StoreDegraded": "keyrouter.core.events",
+    "StoreRecovered": "keyrouter.core.events",
     "UsageRecorded": "keyrouter.core.events",
     "KeyState": "keyrouter.core.health",
     "Key": "keyrouter.core.keys",
