@@ -26,6 +26,8 @@ _AVAILABLE = KeyState.AVAILABLE.value
 _COOLING = KeyState.COOLING.value
 _EXHAUSTED = KeyState.EXHAUSTED.value
 _FOR_GOOD = (KeyState.INVALID.value, KeyState.DISABLED.value)
+_SAME_MOMENT = 1e-3
+"""Answers this close together count as simultaneous (Lua's JSON keeps 14 digits of a time)."""
 KEY_FLAG_SECONDS = 30 * 86_400
 """How long a key found invalid or disabled stays so for every process (Redis: the key's
 TTL): long enough that nobody retries a revoked key, short enough that a key re-enabled
@@ -102,7 +104,7 @@ def settle(scope: Doc, key: Doc | None, report: Doc) -> Doc | None:
     observations = report.get("obs", [])
     for name, limit, remaining, reset_at, observed_at in observations:
         current = dims.get(name)
-        if current is not None and observed_at < current.get("seen", 0.0):
+        if current is not None and observed_at < current.get("seen", 0.0) - _SAME_MOMENT:
             continue  # an older answer than one already adopted (answers overtake each other)
         unsettled = sum(other["units"].get(name, 0.0) for other in scope["leases"].values())
         dim = _dimension(current) if current is not None else Dimension()
