@@ -39,16 +39,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """Every benchmark, printed as tables (side by side, interleaved rounds)."""
+    """Every benchmark, printed as tables (contenders side by side, interleaved rounds), in
+    under 5 minutes. `nox -s bench -- --vs litellm` adds LiteLLM where it applies (installs it
+    into the session's own environment, never as a project dependency)."""
     session.install("-e", ".[test]")
-    for script in ("overhead", "capacity"):
+    if "litellm" in session.posargs:
+        session.install("litellm")
+    for script in ("overhead", "imports", "routing", "memory", "concurrency"):
         session.run("python", "-m", f"benchmarks.{script}", *session.posargs)
-
-
-@nox.session(python="3.11")
-def docs(session: nox.Session) -> None:
-    """The documentation site (mkdocs-material) into site/, strict: a broken link fails it.
-    `nox -s docs -- serve` is not supported; run `mkdocs serve` in the session's venv."""
-    session.install("mkdocs-material>=9.5")
-    session.env["NO_MKDOCS_2_WARNING"] = "1"
-    session.run("mkdocs", "build", "--strict", *session.posargs)
+    session.run("python", "-m", "benchmarks.capacity")

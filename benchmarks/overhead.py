@@ -6,14 +6,23 @@ case for a ratio: nothing hides keyrouter's own cost). Contenders alternate call
 every round builds fresh clients (and connections). The table shows the median time per call
 over all rounds and the ratio to the plain SDK.
 
-    python -m benchmarks.overhead [--rounds 10] [--calls 200] [--keys 8 1000]
+    python -m benchmarks.overhead [--rounds 6] [--calls 150] [--keys 8 1000] [--vs litellm]
+
+With `--vs litellm`, LiteLLM's Router (one deployment per key, the same fake provider) makes
+the same calls through `Router.completion` / `acompletion`, against the plain SDK again, in a
+process of its own: LiteLLM runs background threads that would slow the other contenders.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -55,6 +64,41 @@ def async_call(client: openai.AsyncOpenAI, stream: bool) -> Callable[[], Awaitab
     return call
 
 
+def litellm_router(base_url: str, keys: list[str]) -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+    import litellm  # type: ignore[import-not-found,unused-ignore]
+
+    litellm.suppress_debug_info = True
+    deployments = [
+        {
+            "model_name": "gpt-4o-mini",
+            "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": k, "api_base": base_url},
+        }
+        for k in keys
+    ]
+    return litellm.Router(model_list=deployments, num_retries=0)
+
+
+def litellm_sync(router: Any, stream: bool) -> Callable[[], None]:
+    def call() -> None:
+        answer = router.completion(model="gpt-4o-mini", messages=MESSAGES, stream=stream)
+        if stream:
+            for _ in answer:
+                pass
+
+    return call
+
+
+def litellm_async(router: Any, stream: bool) -> Callable[[], Awaitable[None]]:
+    async def call() -> None:
+        answer = await router.acompletion(model="gpt-4o-mini", messages=MESSAGES, stream=stream)
+        if stream:
+            async for _ in answer:
+                pass
+
+    return call
+
+
 def interleaved_sync(calls: dict[str, Callable[[], None]], n: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in calls}
     names = list(calls)
@@ -80,9 +124,15 @@ async def interleaved_async(
 
 
 def one_round(
-    base_url: str, mode: str, stream: bool, calls: int, loop: asyncio.AbstractEventLoop
+    base_url: str,
+    mode: str,
+    stream: bool,
+    calls: int,
+    loop: asyncio.AbstractEventLoop,
+    litellm_keys: list[str] | None,
 ) -> dict[str, list[float]]:
     """Fresh clients; warm up; then `calls` alternating calls per contender."""
+    router = litellm_router(base_url, litellm_keys) if litellm_keys else None
     if mode == "sync":
         sync_clients: dict[str, Any] = {
             # An explicit key that is not a pool key: the SDK, untouched by keyrouter.
@@ -90,6 +140,8 @@ def one_round(
             "keyrouter": openai.OpenAI(base_url=base_url),
         }
         funcs = {name: sync_call(c, stream) for name, c in sync_clients.items()}
+        if router is not None:
+            funcs["keyrouter"] = litellm_sync(router, stream)
         interleaved_sync(funcs, WARM_UP)
         result = interleaved_sync(funcs, calls)
         for client in sync_clients.values():
@@ -100,6 +152,8 @@ def one_round(
         "keyrouter": openai.AsyncOpenAI(base_url=base_url),
     }
     afuncs = {name: async_call(c, stream) for name, c in async_clients.items()}
+    if router is not None:
+        afuncs["keyrouter"] = litellm_async(router, stream)  # in its place: see --contender
     loop.run_until_complete(interleaved_async(afuncs, WARM_UP))
     result = loop.run_until_complete(interleaved_async(afuncs, calls))
     for client in async_clients.values():
@@ -109,31 +163,33 @@ def one_round(
 
 def bench(pool_size: int, args: argparse.Namespace) -> list[list[object]]:
     keys = [f"sk-bench-{i:06d}-000000000000000000" for i in range(pool_size)]
+    # LiteLLM gets keys of its own: given a pool key, its openai client would be routed.
+    other = [f"sk-bench-litellm-{i:06d}-0000000000000" for i in range(pool_size)]
+    litellm_keys = other if args.contender == "litellm" else None
     rows: list[list[object]] = []
-    with fake_server([*keys, PLAIN_KEY]) as base_url:
+    with fake_server([*keys, *(litellm_keys or ()), PLAIN_KEY]) as base_url:
         loop = asyncio.new_event_loop()
         keyrouter.patch(openai=keys)
         try:
             for mode in ("sync", "async"):
                 for stream in (False, True):
-                    samples: dict[str, list[float]] = {"plain": [], "keyrouter": []}
+                    samples: dict[str, list[float]] = {}
                     for _ in range(args.rounds):
                         for name, times in one_round(
-                            base_url, mode, stream, args.calls, loop
+                            base_url, mode, stream, args.calls, loop, litellm_keys
                         ).items():
-                            samples[name].extend(times)
+                            samples.setdefault(name, []).extend(times)
                     plain = statistics.median(samples["plain"])
                     routed = statistics.median(samples["keyrouter"])
-                    rows.append(
-                        [
-                            f"{mode}{' stream' if stream else ''}",
-                            pool_size,
-                            f"{plain * 1e6:.0f} µs",
-                            f"{routed * 1e6:.0f} µs",
-                            f"{routed / plain:.3f}x",
-                            f"{(routed - plain) * 1e6:+.0f} µs",
-                        ]
-                    )
+                    row: list[object] = [
+                        f"{mode}{' stream' if stream else ''}",
+                        pool_size,
+                        f"{plain * 1e6:.0f} µs",
+                        f"{routed * 1e6:.0f} µs",
+                        f"{routed / plain:.3f}x",
+                        f"{(routed - plain) * 1e6:+.0f} µs",
+                    ]
+                    rows.append(row)
         finally:
             keyrouter.unpatch()
             loop.close()
@@ -142,16 +198,38 @@ def bench(pool_size: int, args: argparse.Namespace) -> list[list[object]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--calls", type=int, default=150)
     parser.add_argument("--keys", type=int, nargs="+", default=[8, 1000])
+    parser.add_argument("--vs", choices=["litellm"], default=None)
+    parser.add_argument("--contender", choices=["keyrouter", "litellm"], default="keyrouter")
     args = parser.parse_args()
+    if args.vs == "litellm" and importlib.util.find_spec("litellm") is None:
+        print("litellm is not installed: `pip install litellm` to compare (skipped)")
+        args.vs = None
     rows = [row for size in args.keys for row in bench(size, args)]
+    if args.contender == "litellm":
+        print(json.dumps(rows))
+        return
+    if args.vs == "litellm":
+        child = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "benchmarks.overhead", "--contender", "litellm"]
+            + ["--rounds", str(args.rounds), "--calls", str(args.calls), "--keys"]
+            + [str(k) for k in args.keys],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for row, other in zip(rows, json.loads(child.stdout.splitlines()[-1]), strict=True):
+            row += [other[3], other[4].replace("x", "x vs its plain")]
     print(
         f"\nmedian time per call over {args.rounds} rounds x {args.calls} calls per contender, "
         "alternating call by call; fake provider in its own process, no added latency\n"
     )
-    print(render_table(["mode", "keys", "plain SDK", "keyrouter", "ratio", "added"], rows))
+    headers = ["mode", "keys", "plain SDK", "keyrouter", "ratio", "added"]
+    if args.vs == "litellm":
+        headers += ["LiteLLM Router", "ratio"]
+    print(render_table(headers, rows))
 
 
 if __name__ == "__main__":

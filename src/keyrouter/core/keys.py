@@ -17,6 +17,7 @@ from keyrouter.errors import KeyFormatError
 __all__ = ["Key", "azure_key", "fingerprint", "key_id", "normalize_keys"]
 
 _VISIBLE_TAIL: Final = 4
+_NO_LABELS: Final[frozenset[str]] = frozenset()
 
 
 def fingerprint(secret: str) -> str:
@@ -72,6 +73,7 @@ class Key:
     credits_usd: float | None = None
     id: str = field(init=False, repr=False)
     fingerprint: str = field(init=False, repr=False)
+    _scope_id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_secret(self.secret)
@@ -83,6 +85,9 @@ class Key:
         _check_money(self)
         object.__setattr__(self, "id", key_id(self.secret))
         object.__setattr__(self, "fingerprint", fingerprint(self.secret))
+        # Built once: routing reads it on every attempt, and a pool keeps it per key.
+        scope_id = f"scope:{self.scope}" if self.scope else f"key:{self.id}"
+        object.__setattr__(self, "_scope_id", scope_id)
         self._check_policies()
 
     def _check_policies(self) -> None:
@@ -90,7 +95,7 @@ class Key:
         labels = [self.labels] if isinstance(self.labels, str) else list(self.labels)
         if not all(isinstance(label, str) and label for label in labels):
             raise KeyFormatError("labels must be non-empty strings", field=f"{where}.labels")
-        object.__setattr__(self, "labels", frozenset(labels))
+        object.__setattr__(self, "labels", frozenset(labels) if labels else _NO_LABELS)
         if isinstance(self.tier, bool) or not isinstance(self.tier, int):
             raise KeyFormatError(
                 f"must be a whole number, got {self.tier!r}", field=f"{where}.tier"
@@ -114,7 +119,7 @@ class Key:
     @property
     def scope_id(self) -> str:
         """The quota scope this key draws from (its own id when it has no named scope)."""
-        return f"scope:{self.scope}" if self.scope else f"key:{self.id}"
+        return self._scope_id
 
     @property
     def scope_label(self) -> str:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from keyrouter.core.decision import Decision, Lease, Refusal
 from keyrouter.core.events import CapacityChanged, Event, KeyStateChanged
@@ -103,20 +103,21 @@ class KeyPool:
         self._dearest = max(k.price_multiplier for k in self.keys) or 1.0
         self._best_rank: tuple[float, ...] = ()
         self._book = book
-        self._by_id = {key.id: key for key in self.keys}
         self._index_of = {key.id: index for index, key in enumerate(self.keys)}
-        # The selection index (see `_scan`): heaps of (rank, index, version) and
-        # (until, index, version); an entry whose version is not the key's current one is stale.
-        self._ready: list[tuple[tuple[float, ...], int, int]] = []
+        # The selection index (see `_scan`): heaps of (*rank, index, version) (flat: one tuple
+        # per entry, not two) and (until, index, version); an entry whose version is not the
+        # key's current one is stale.
+        self._ready: list[tuple[Any, ...]] = []
         self._parked: list[tuple[float, int, int]] = []
         self._versions = [0] * len(self.keys)
         self._out: dict[int, Refusal] = {}  # why each parked or dropped key is out
         self._last_pick = [0] * len(self.keys)
         self._index_generation = -1
         self._picks_to_refresh = 0
-        self._scope_members: dict[str, list[int]] = {}
+        members: dict[str, list[int]] = {}
         for index, key in enumerate(self.keys):
-            self._scope_members.setdefault(key.scope_id, []).append(index)
+            members.setdefault(key.scope_id, []).append(index)
+        self._scope_members = {scope: tuple(indexes) for scope, indexes in members.items()}
         self._waiters: deque[int] = deque()
         self._wakers: dict[int, Callable[[], None]] = {}
         with book.lock:
@@ -129,7 +130,7 @@ class KeyPool:
 
     def owns(self, secret: str) -> bool:
         """Whether `secret` is one of this pool's keys."""
-        return key_id(secret) in self._by_id
+        return key_id(secret) in self._index_of
 
     def forbids(self, demand: Demand) -> str | None:
         """Why a policy leaves no key of this pool for `demand` (None if some key may serve)."""
@@ -221,7 +222,8 @@ class KeyPool:
         best: int | None = None
         ready, versions = self._ready, self._versions
         while ready:
-            _, index, version = ready[0]
+            entry = ready[0]
+            index, version = entry[-2], entry[-1]
             if version != versions[index]:
                 heapq.heappop(ready)
                 continue
@@ -231,7 +233,7 @@ class KeyPool:
                 continue
             refusal = self._check(index, demand, now)
             if refusal is None:
-                self._best_rank = ready[0][0]
+                self._best_rank = entry[:-2]
                 heapq.heappop(ready)
                 versions[index] += 1
                 best = index
@@ -273,7 +275,7 @@ class KeyPool:
     def _push_ready(self, index: int, now: float) -> None:
         self._out.pop(index, None)
         self._versions[index] += 1
-        heapq.heappush(self._ready, (self._rank(index, now), index, self._versions[index]))
+        heapq.heappush(self._ready, (*self._rank(index, now), index, self._versions[index]))
 
     def _park(self, index: int, until: float) -> None:
         self._versions[index] += 1
@@ -323,7 +325,7 @@ class KeyPool:
         entries = []
         for index in range(len(self.keys)):
             self._versions[index] += 1
-            entries.append((self._rank(index, now), index, self._versions[index]))
+            entries.append((*self._rank(index, now), index, self._versions[index]))
         heapq.heapify(entries)
         self._ready = entries
 

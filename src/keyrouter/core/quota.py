@@ -220,7 +220,8 @@ class ScopeQuota:
     probe_limit: int = 1
     observed_seq: int = 0
     """The latest-granted request whose answer the estimate adopted (see `settle`)."""
-    _successes: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    _successes: deque[float] | None = None
+    """Recent success times of a headerless scope (made on first use: most scopes never are)."""
 
     @property
     def gated(self) -> bool:
@@ -253,6 +254,8 @@ class ScopeQuota:
     ) -> None:
         """Close reservation `seq`, adopting what the response said about the scope."""
         reservation = self.in_flight.pop(seq, None)
+        if not self.in_flight:
+            self.in_flight.clear()  # gives back the emptied table: a pool keeps one per scope
         # An answer to a request granted before the one whose answer was last adopted came
         # back late: it may predate requests that have settled since (so are no longer
         # subtracted as in flight). Such an answer may lower the estimate, never raise it.
@@ -289,6 +292,8 @@ class ScopeQuota:
         """Additive increase: each success raises a learned rate by one request a minute."""
         if self.learned:
             return
+        if self._successes is None:
+            self._successes = deque(maxlen=4096)
         self._successes.append(now)
         dim = self.dimensions.get("requests")
         if self.throttled and dim is not None and dim.rate is not None:
@@ -309,7 +314,7 @@ class ScopeQuota:
         if self.throttled and dim is not None and dim.rate is not None:
             rate = dim.rate * _AIMD_DECREASE
         else:
-            window = [t for t in self._successes if now - t <= DEFAULT_WINDOW_SECONDS]
+            window = [t for t in self._successes or () if now - t <= DEFAULT_WINDOW_SECONDS]
             if len(window) < _AIMD_MIN_EVIDENCE:
                 return  # too little served to say what pace the scope takes: the cooldown rules
             span = max(1.0, now - window[0])

@@ -1,0 +1,146 @@
+"""Throughput with 256 concurrent async callers: a keyrouter-patched `openai.AsyncOpenAI` vs
+the plain SDK, against the fake provider (its own process, loopback, no added latency).
+
+Each round gives every contender a fresh client and the same total number of chat
+completions, shared by 256 tasks in a closed loop; contenders alternate round by round
+(plain, keyrouter, keyrouter, plain, ...). The table shows the median calls per second over
+the rounds and the ratio to the plain SDK.
+
+    python -m benchmarks.concurrency [--rounds 6] [--calls 1024] [--callers 256] [--keys 8]
+                                     [--vs litellm]
+
+With `--vs litellm`, LiteLLM's Router (one deployment per key, same fake provider) runs the
+same load through `Router.acompletion`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import openai
+
+import keyrouter
+from benchmarks._fake_server import fake_server
+from keyrouter.cli._table import render_table
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+PLAIN_KEY = "sk-bench-plain-00000000000000000000"  # known to the server, not in the pool
+Call = Callable[[], Awaitable[Any]]
+Maker = Callable[[], tuple[Call, Callable[[], Awaitable[None]]]]
+
+
+async def run(call: Call, calls: int, callers: int) -> float:
+    """Calls per second for `calls` calls shared by `callers` tasks."""
+    left = calls
+
+    async def caller() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await call()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return calls / (time.perf_counter() - started)
+
+
+def sdk_maker(base_url: str, api_key: str | None) -> Maker:
+    def make() -> tuple[Call, Callable[[], Awaitable[None]]]:
+        client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+
+        def call() -> Awaitable[Any]:
+            return client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+
+        return call, client.close
+
+    return make
+
+
+def litellm_maker(base_url: str, keys: list[str]) -> Maker:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm  # type: ignore[import-not-found,unused-ignore]
+
+    litellm.suppress_debug_info = True
+
+    def make() -> tuple[Call, Callable[[], Awaitable[None]]]:
+        router = litellm.Router(
+            model_list=[
+                {
+                    "model_name": "gpt-4o-mini",
+                    "litellm_params": {
+                        "model": "openai/gpt-4o-mini",
+                        "api_key": key,
+                        "api_base": base_url,
+                    },
+                }
+                for key in keys
+            ],
+            num_retries=0,
+        )
+
+        def call() -> Awaitable[Any]:
+            return router.acompletion(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[no-any-return]
+
+        async def close() -> None:
+            return None
+
+        return call, close
+
+    return make
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--calls", type=int, default=1024)
+    parser.add_argument("--callers", type=int, default=256)
+    parser.add_argument("--keys", type=int, default=8)
+    parser.add_argument("--vs", choices=["litellm"], default=None)
+    args = parser.parse_args()
+    keys = [f"sk-bench-{i:06d}-000000000000000000" for i in range(args.keys)]
+    with fake_server([*keys, PLAIN_KEY]) as base_url:
+        keyrouter.patch(openai=keys)
+        makers: dict[str, Maker] = {
+            "plain SDK": sdk_maker(base_url, PLAIN_KEY),
+            "keyrouter": sdk_maker(base_url, None),
+        }
+        if args.vs == "litellm":
+            if importlib.util.find_spec("litellm") is None:
+                print("litellm is not installed: `pip install litellm` to compare (skipped)")
+            else:
+                makers["LiteLLM Router"] = litellm_maker(base_url, keys)
+        loop = asyncio.new_event_loop()
+        rates: dict[str, list[float]] = {name: [] for name in makers}
+        try:
+            for index in range(args.rounds + 1):  # the first round only warms up
+                names = list(makers) if index % 2 == 0 else list(makers)[::-1]
+                for name in names:
+                    call, close = makers[name]()
+                    rate = loop.run_until_complete(run(call, args.calls, args.callers))
+                    loop.run_until_complete(close())
+                    if index:
+                        rates[name].append(rate)
+        finally:
+            keyrouter.unpatch()
+            loop.close()
+    plain = statistics.median(rates["plain SDK"])
+    rows = [
+        [name, f"{statistics.median(r):.0f}/s", f"{statistics.median(r) / plain:.3f}x"]
+        for name, r in rates.items()
+    ]
+    print(
+        f"\n{args.callers} concurrent async callers, {args.calls} calls per round, "
+        f"{args.keys} keys; median over {args.rounds} interleaved rounds (target ≥ 0.97x)\n"
+    )
+    print(render_table(["contender", "throughput", "vs plain"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Memory per key in a pool, after every key has served once (its scope's limits learned).
+
+Counted with `tracemalloc`: everything allocated to build the pool (the `Key` objects, the
+state book's key and scope records, the selection index) and to route one call per key (the
+quota dimensions each scope learns from OpenAI's rate-limit headers), minus what is freed
+again. The secrets themselves are made beforehand (the app holds them anyway). Each size is
+measured in a fresh state, three times; the table shows the median.
+
+    python -m benchmarks.memory [--keys 1000 10000 100000] [--vs litellm]    (default: 1k, 10k)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import os
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from keyrouter.cli._table import render_table
+from keyrouter.core.keys import Key
+from keyrouter.core.outcome import Outcome, OutcomeKind
+from keyrouter.core.pool import KeyPool
+from keyrouter.core.quota import Demand
+from keyrouter.core.state import StateBook
+from keyrouter.providers.openai import WIRE
+
+HEADERS = {
+    "x-ratelimit-limit-requests": "10000",
+    "x-ratelimit-remaining-requests": "9999",
+    "x-ratelimit-reset-requests": "6ms",
+    "x-ratelimit-limit-tokens": "30000000",
+    "x-ratelimit-remaining-tokens": "29999000",
+    "x-ratelimit-reset-tokens": "2ms",
+}
+TARGET_BYTES = 2048
+
+
+def secrets(count: int) -> list[str]:
+    # Distinct objects, like keys read from a file: none shared with the pool's own strings.
+    return [f"sk-mem-{i:07d}-{'0' * 24}" for i in range(count)]
+
+
+def keyrouter_pool(given: list[str]) -> Any:
+    pool = KeyPool([Key(s) for s in given], book=StateBook())
+    demand = Demand({"requests": 1.0, "tokens": 300.0}, "gpt-4o-mini")
+    success = Outcome(OutcomeKind.SUCCESS, 200)
+    now = time.time()
+    for _ in range(len(given)):
+        decision = pool.select(demand, now)
+        assert decision.lease is not None
+        pool.settle(decision.lease, success, now, WIRE.observations(HEADERS, now))
+    return pool
+
+
+def litellm_router(given: list[str]) -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from litellm import Router  # type: ignore[import-not-found,unused-ignore]
+
+    return Router(
+        model_list=[
+            {
+                "model_name": "gpt-4o-mini",
+                "litellm_params": {
+                    "model": "openai/gpt-4o-mini",
+                    "api_key": secret,
+                    "api_base": "http://127.0.0.1:9/v1",
+                },
+            }
+            for secret in given
+        ]
+    )
+
+
+def measure(build: Callable[[list[str]], Any], count: int) -> float:
+    """Bytes per key still allocated once `build` has made its pool (median of three)."""
+    results = []
+    for _ in range(3):
+        given = secrets(count)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        built = build(given)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        results.append((after - before) / count)
+        del built, given
+        gc.collect()
+    return statistics.median(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keys", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--vs", choices=["litellm"], default=None)
+    args = parser.parse_args()
+    contenders: dict[str, tuple[Callable[[list[str]], Any], list[int]]] = {
+        "keyrouter": (keyrouter_pool, args.keys)
+    }
+    if args.vs == "litellm":
+        if importlib.util.find_spec("litellm") is None:
+            print("litellm is not installed: `pip install litellm` to compare (skipped)")
+        else:
+            litellm_router(secrets(1))  # import and warm up outside the measurement
+            contenders["LiteLLM Router"] = (litellm_router, [c for c in args.keys if c <= 10_000])
+    rows = []
+    for name, (build, sizes) in contenders.items():
+        for count in sizes:
+            per_key = measure(build, count)
+            rows.append(
+                [name, f"{count:,}", f"{per_key:,.0f} B ({per_key / 1024:.2f} KiB)", "≤ 2,048 B"]
+            )
+    print("\nmemory allocated per key in the pool (tracemalloc), median of three builds\n")
+    print(render_table(["router", "keys", "per key", "target"], rows))
+
+
+if __name__ == "__main__":
+    main()
