@@ -165,6 +165,15 @@ def test_a_plaintext_secret_needs_the_flag_and_is_warned_about(env: Path) -> Non
         ),
         ("[pools.openai]\nkeys = []\n", "pools.openai.keys: List should have at least 1 item"),
         (
+            "[pools.openai]\nobjective = { speed = 1.0 }\nkeys = [{ env = 'CFG_FREE' }]\n",
+            "pools.openai.objective: 'speed' cannot be weighted",
+        ),
+        (
+            "[pools.openai]\nbudgets = [{ usd = 5, period = 'week' }]\n"
+            "keys = [{ env = 'CFG_FREE' }]\n",
+            "pools.openai.budgets[0].period: 'day' or 'month'",
+        ),
+        (
             "[pools.openai]\nkeys = [{ env = 'NOT_SET_ANYWHERE' }]\n",
             "keys[0].env: the environment variable NOT_SET_ANYWHERE is not set",
         ),
@@ -290,3 +299,25 @@ def test_the_files_store_is_used_by_patch_and_shown_without_its_password(
     out = capsys.readouterr().out
     assert "redis://:***@127.0.0.1:6379/0" in out
     assert "hunter2" not in out
+
+
+def test_weighted_objectives_and_budgets_reach_the_pool(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(
+        env / "keyrouter.toml",
+        "[pools.openai]\nobjective = { cost = 0.7, headroom = 0.3 }\n"
+        "budgets = [{ usd = 20, period = 'day', per = 'key' }]\n"
+        "keys = [{ env = 'CFG_FREE', price_multiplier = 0.5 }]\n",
+    )
+    keyrouter.patch()
+    pool = keyrouter.core.registry.global_pool("openai")
+    assert pool is not None
+    assert pool.objective == "cost*0.7+headroom*0.3"
+    assert pool.keys[0].price_multiplier == 0.5
+    assert pool.spending is not None
+    assert pool.spending.has_budgets
+    assert main(["config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "objective: cost*0.7+headroom*0.3" in out
+    assert "budget: 20 USD per day, per key" in out

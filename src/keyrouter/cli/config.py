@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from keyrouter.cli._table import render_table
 from keyrouter.config import Config, PoolConfig, load_config
+from keyrouter.core.objectives import resolve
 
 __all__ = ["register", "render_config"]
 
@@ -50,7 +52,7 @@ def render_config(config: Config) -> str:
     lines = [
         f"{config.path}: valid",
         f"store: {_without_password(config.store) if config.store else '(in-process memory)'}",
-        f"objective: {config.objective}",
+        f"objective: {_objective(config.objective)}",
         f"max_wait: {_or_default(config.max_wait, 's')}",
         f"max_attempts: {_or_default(config.max_attempts)}",
     ]
@@ -66,13 +68,17 @@ def _pool_lines(config: Config, pool: PoolConfig) -> list[str]:
     policy = pool.policy
     head = [
         f"pool {pool.name} ({pool.provider}, used by {role})",
-        f"  objective: {pool.objective}",
+        f"  objective: {_objective(pool.objective)}",
         f"  labels: {', '.join(sorted(policy.labels)) or 'any'}",
         f"  max_wait: {_or_default(policy.max_wait, 's', config.max_wait)}",
         f"  max_attempts: {_or_default(policy.max_attempts, '', config.max_attempts)}",
     ]
-    if policy.budgets:
-        head.append(f"  budgets: {len(policy.budgets)} (passed to the cost module)")
+    for budget in policy.budgets:
+        assert isinstance(budget, Mapping)
+        per = budget.get("per", "pool")
+        head.append(
+            f"  budget: {budget.get('usd')} USD per {budget.get('period', 'month')}, per {per}"
+        )
     rows = []
     for entry in pool.keys:
         key = entry.key
@@ -111,6 +117,10 @@ def _pool_lines(config: Config, pool: PoolConfig) -> list[str]:
         rows,
     )
     return head + ["  " + line for line in table.splitlines()]
+
+
+def _objective(objective: str | Mapping[str, float]) -> str:
+    return resolve(objective)[0]
 
 
 def _without_password(url: str) -> str:

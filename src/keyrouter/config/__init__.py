@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from keyrouter.core.keys import Key, normalize_keys
-from keyrouter.core.objectives import OBJECTIVES
+from keyrouter.core.objectives import resolve
 from keyrouter.core.policy import PolicyGate, PoolPolicy
 from keyrouter.core.rules import Schedule
 from keyrouter.errors import ConfigError, ConfigFileError, KeyrouterError, PlaintextSecretWarning
@@ -56,7 +56,7 @@ class PoolConfig:
     name: str
     provider: str
     keys: tuple[KeySource, ...]
-    objective: str
+    objective: str | Mapping[str, float]
     policy: PoolPolicy
 
     @property
@@ -70,7 +70,7 @@ class Config:
 
     path: Path
     pools: Mapping[str, PoolConfig]
-    objective: str = "headroom"
+    objective: str | Mapping[str, float] = "headroom"
     store: str | None = None
     max_wait: float | None = None
     max_attempts: int | None = None
@@ -209,6 +209,7 @@ def _resolve_pool(file: Path, model: FileModel, name: str, pool: PoolModel) -> P
         PolicyGate([k.key for k in keys], policy, pool=where)  # labels no key carries
     except ConfigError as exc:
         raise ConfigFileError(str(exc), path=str(file)) from None
+    _check_budgets(file, where, pool.budgets)
     return PoolConfig(name, provider, tuple(keys), objective, policy)
 
 
@@ -230,6 +231,8 @@ def _resolve_key(
         "weight": entry.weight,
         "base_url": entry.base_url or entry.endpoint,
         "deployment": entry.deployment,
+        "price_multiplier": entry.price_multiplier,
+        "credits_usd": entry.credits_usd,
     }
     try:
         if schedule is not None:
@@ -311,10 +314,24 @@ def _from_keyfile(file: Path, model: FileModel, provider: str, where: str, entry
     return stored.key
 
 
-def _check_objective(file: Path, field: str, objective: str) -> None:
-    if objective not in OBJECTIVES:
-        raise ConfigFileError(
-            f"unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}",
-            path=str(file),
-            field=field,
-        )
+def _check_budgets(file: Path, where: str, budgets: list[dict[str, Any]]) -> None:
+    """Each budget table builds a `keyrouter.Budget` (what the pool will make of it)."""
+    from keyrouter.entry._pools import configured_budgets
+
+    for index, table in enumerate(budgets):
+        try:
+            configured_budgets([table])
+        except ConfigError as exc:
+            field = exc.field or ""
+            message = str(exc).removeprefix(f"{field}: ") if field else str(exc)
+            detail = field.partition(".")[2] if field.startswith("budget.") else ""
+            name = f"{where}.budgets[{index}]" + (f".{detail}" if detail else "")
+            raise ConfigFileError(message, path=str(file), field=name) from None
+
+
+def _check_objective(file: Path, field: str, objective: str | Mapping[str, float]) -> None:
+    try:
+        resolve(objective)
+    except ConfigError as exc:
+        message = str(exc).removeprefix(f"{exc.field}: ") if exc.field else str(exc)
+        raise ConfigFileError(message, path=str(file), field=field) from None

@@ -47,6 +47,8 @@ class KeyModel(_Strict):
     deny_models: list[str] = []
     max_in_flight: int | None = Field(default=None, ge=1)
     schedule: ScheduleModel | None = None
+    price_multiplier: float | None = Field(default=None, ge=0)
+    credits_usd: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> KeyModel:
@@ -67,12 +69,12 @@ class PoolModel(_Strict):
     `patch()`; any other name is a scoped pool (`keyrouter.pool("name")`) and says `provider`."""
 
     provider: Provider | None = None
-    objective: str | None = None
+    objective: str | dict[str, float] | None = None
     labels: list[str] = []
     max_wait: float | None = Field(default=None, ge=0)
     max_attempts: int | None = Field(default=None, ge=1)
     budgets: list[dict[str, Any]] = []
-    """Spending limits, passed through to the cost module's budgets as given."""
+    """Spending limits: tables of `keyrouter.Budget`'s fields (`usd`, `period`, `per`, ...)."""
     keys: list[KeyModel] = Field(min_length=1)
 
 
@@ -81,7 +83,7 @@ class FileModel(_Strict):
 
     store: str | None = None
     """Where pools share state (`sqlite:///path`, `redis://host`), as `patch(store=...)` takes."""
-    objective: str = "headroom"
+    objective: str | dict[str, float] = "headroom"
     max_wait: float | None = Field(default=None, ge=0)
     max_attempts: int | None = Field(default=None, ge=1)
     keyfile: str | None = None

@@ -68,7 +68,7 @@ def budgets_for(provider: str, budgets: object) -> tuple[Budget, ...]:
     return tuple(items)
 
 
-def _configured_budgets(given: Sequence[object]) -> tuple[Budget, ...]:
+def configured_budgets(given: Sequence[object]) -> tuple[Budget, ...]:
     """Budgets from the config file (tables with Budget's fields) or already built."""
     built = []
     for index, item in enumerate(given):
@@ -131,7 +131,7 @@ def new_pool(
     normalized = normalize_keys(keys, field_name=field_name)
     spending = None
     if policy is not None and policy.budgets:
-        budgets = (*budgets, *_configured_budgets(policy.budgets))
+        budgets = (*budgets, *configured_budgets(policy.budgets))
     if usage not in (True, False, "include"):
         raise ConfigError(f"True, False or 'include', not {usage!r}", field="usage")
     if usage or budgets or _wants_cost(normalized, objective):
