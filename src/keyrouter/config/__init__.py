@@ -318,15 +318,12 @@ def _check_budgets(file: Path, where: str, budgets: list[dict[str, Any]]) -> Non
     """Each budget table builds a `keyrouter.Budget` (what the pool will make of it)."""
     from keyrouter.entry._pools import configured_budgets
 
-    for index, table in enumerate(budgets):
-        try:
-            configured_budgets([table])
-        except ConfigError as exc:
-            field = exc.field or ""
-            message = str(exc).removeprefix(f"{field}: ") if field else str(exc)
-            detail = field.partition(".")[2] if field.startswith("budget.") else ""
-            name = f"{where}.budgets[{index}]" + (f".{detail}" if detail else "")
-            raise ConfigFileError(message, path=str(file), field=name) from None
+    try:
+        configured_budgets(budgets)  # its errors name `budgets[i].field`
+    except ConfigError as exc:
+        message = str(exc).removeprefix(f"{exc.field}: ") if exc.field else str(exc)
+        field = f"{where}.{exc.field}" if exc.field else f"{where}.budgets"
+        raise ConfigFileError(message, path=str(file), field=field) from None
 
 
 def _check_objective(file: Path, field: str, objective: str | Mapping[str, float]) -> None:
