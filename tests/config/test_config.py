@@ -198,6 +198,10 @@ def test_a_plaintext_secret_needs_the_flag_and_is_warned_about(env: Path) -> Non
             "pools.tenant.provider: a pool not named after a provider",
         ),
         ("[pools.openai]\nkeys = [{ env = 'CFG_FREE' }, { env = 'CFG_FREE' }]\n", "appears twice"),
+        (  # the key pasted where its variable's name goes: named, never echoed
+            f"[pools.openai]\nkeys = [{{ env = '{FREE}' }}]\n",
+            "keys[0].env: is not an environment variable name",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_line_or_field(env: Path, text: str, expected: str) -> None:

@@ -262,11 +262,22 @@ def _nth(name: str | None, index: int, count: int) -> str | None:
     return name if name is None or count == 1 else f"{name}-{index + 1}"
 
 
+_ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _secrets(
     file: Path, model: FileModel, provider: str, where: str, entry: KeyModel
 ) -> tuple[list[str], str, Key | None]:
     """(secrets, where they came from, the key-file entry's key if that is the source)."""
     if entry.env is not None:
+        if not _ENV_NAME.fullmatch(entry.env):
+            # Most likely the key itself pasted where its variable's name belongs: never echo it.
+            raise ConfigFileError(
+                "is not an environment variable name (letters, digits, _); put the key in a "
+                "variable and name the variable here",
+                path=str(file),
+                field=f"{where}.env",
+            )
         value = os.environ.get(entry.env, "")
         secrets = [part.strip() for part in value.split(",") if part.strip()]
         if not secrets:
