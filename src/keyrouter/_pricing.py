@@ -51,6 +51,11 @@ def set_prices(prices: Mapping[str, Price | Mapping[str, object]]) -> None:
     Values are `keyrouter.Price`s or mappings with the same fields. Overrides last for the
     process and survive `reset_prices()` only if set again.
     """
+    if not isinstance(prices, Mapping):
+        raise ConfigError(
+            f"expected a mapping of model name to price, got {type(prices).__name__}",
+            field="prices",
+        )
     parsed: dict[str, Price] = {}
     for model, value in prices.items():
         if not isinstance(model, str) or not model:
