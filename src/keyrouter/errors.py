@@ -12,6 +12,7 @@ __all__ = [
     "ConfigFileError",
     "KeyFileError",
     "KeyFormatError",
+    "KeyPrefixWarning",
     "KeyrouterError",
     "PlaintextSecretWarning",
     "StoreError",
@@ -56,6 +57,14 @@ class ConfigFileError(ConfigError):
 
 class PlaintextSecretWarning(UserWarning):
     """A config file holds a secret in plain text (allowed only with allow_plaintext_secrets)."""
+
+
+class KeyPrefixWarning(UserWarning):
+    """A pool holds a key that looks like another provider's (an `sk-ant-` key as openai).
+
+    A warning, not an error: OpenAI-compatible endpoints and proxies take other providers'
+    keys through the openai SDK, so only the user knows whether it is a mistake.
+    """
 
 
 class KeyFormatError(ConfigError):

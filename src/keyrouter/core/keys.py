@@ -14,7 +14,7 @@ from typing import Final
 from keyrouter.core.rules import Schedule, patterns
 from keyrouter.errors import KeyFormatError
 
-__all__ = ["Key", "azure_key", "fingerprint", "key_id", "normalize_keys"]
+__all__ = ["Key", "azure_key", "fingerprint", "foreign_issuer", "key_id", "normalize_keys"]
 
 _VISIBLE_TAIL: Final = 4
 _NO_LABELS: Final[frozenset[str]] = frozenset()
@@ -30,6 +30,24 @@ def fingerprint(secret: str) -> str:
     if len(secret) < 16:
         return f"{prefix}…#{key_id(secret)[:6]}"
     return f"{prefix}…{secret[-_VISIBLE_TAIL:]}"
+
+
+_ISSUERS: Final = (("sk-ant-", "Anthropic"), ("AIza", "Google (Gemini)"), ("sk-", "OpenAI"))
+_ISSUER_OF: Final = {
+    "openai": "OpenAI",
+    "azure": "Azure OpenAI",
+    "anthropic": "Anthropic",
+    "gemini": "Google (Gemini)",
+}
+
+
+def foreign_issuer(secret: str, provider: str) -> str | None:
+    """The issuer a key's prefix names if it is not `provider` (`sk-ant-` given as openai).
+
+    Only the three prefixes that say who issued a key count; anything else is never flagged.
+    """
+    issuer = next((who for prefix, who in _ISSUERS if secret.startswith(prefix)), None)
+    return issuer if issuer is not None and issuer != _ISSUER_OF.get(provider, issuer) else None
 
 
 def key_id(secret: str) -> str:

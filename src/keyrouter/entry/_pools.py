@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from keyrouter.core.budget import Budget, Spending
-from keyrouter.core.keys import Key, normalize_keys
+from keyrouter.core.keys import Key, foreign_issuer, normalize_keys
 from keyrouter.core.policy import PoolPolicy
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import default_book
-from keyrouter.errors import ConfigError
+from keyrouter.errors import ConfigError, KeyPrefixWarning
 
 __all__ = ["PROVIDERS", "build_pool", "keys_from_env", "new_pool", "warm_pool"]
 
@@ -39,7 +40,7 @@ def build_pool(
         raise ConfigError(
             f"unknown provider {provider!r}; keyrouter knows {sorted(PROVIDERS)}", field=provider
         )
-    return new_pool(
+    pool = new_pool(
         keys,
         field_name=provider,
         objective=objective,
@@ -48,6 +49,22 @@ def build_pool(
         budgets=budgets,
         usage=usage,
     )
+    _warn_foreign_keys(provider, pool.keys)
+    return pool
+
+
+def _warn_foreign_keys(provider: str, keys: Sequence[Key]) -> None:
+    """Warn (by field and fingerprint) about keys whose prefix names another provider."""
+    for index, key in enumerate(keys):
+        issuer = foreign_issuer(key.secret, provider) if key.base_url is None else None
+        if issuer is not None:
+            warnings.warn(
+                f"{provider}[{index}]: key {key.fingerprint} is given for {provider} but has "
+                f"the prefix of {issuer} keys; it only works if the client's base_url points "
+                "at a server that takes it",
+                KeyPrefixWarning,
+                stacklevel=4,
+            )
 
 
 def budgets_for(provider: str, budgets: object) -> tuple[Budget, ...]:
