@@ -17,6 +17,7 @@ EXPECTED = {
     "key_routed_client.py": "80 replies; upstream 429s: 0",
     "scoped_pools.py": "acme: 10 calls on its own keys",
     "multi_tenant_web_app.py": "acme: 12/12 requests served on its own keys; failovers absorbed: 1",
+    "shared_pool_workers.py": "the revoked key was sent 1 request(s) in all",
     "observe_the_pool.py": "event: failover revoked -> main (invalid_key)",
     "policies.py": "refused before sending: keyrouter: a policy forbids every key",
     "config_file.py": "keyrouter.toml: valid",
