@@ -21,6 +21,7 @@ from keyrouter.core.state import StateBook
 from keyrouter.core.usage import Usage
 from keyrouter.errors import ConfigError
 from keyrouter.stores import attach_store, open_store
+from tests.stores.conftest import REDIS_URL, redis_prefix  # noqa: F401 - a fixture
 
 PRICE = Price(input=1.0, output=1.0)  # $1 per million tokens: 1000 tokens cost $0.001
 DEMAND = Demand({"requests": 1.0, "tokens": 1000.0}, "m")
@@ -236,15 +237,23 @@ def test_spend_by_another_process_is_caught_by_the_atomic_reservation() -> None:
     assert pool.snapshot(NOW)[1].in_flight == 0
 
 
-def test_two_processes_sharing_a_sqlite_store_stay_within_one_budget(tmp_path: Path) -> None:
-    """Two books over one SQLite file stand for two processes: their reservations are atomic
-    in the file, so together they overshoot by at most one call's estimate."""
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    prefix = request.getfixturevalue("redis_prefix")
+    return f"{REDIS_URL}?prefix={prefix}"
+
+
+def test_two_processes_sharing_a_store_stay_within_one_budget(shared_store_url: str) -> None:
+    """Two books over one store stand for two processes: their reservations are atomic in the
+    store, so together they never pass the limit when calls cost no more than estimated."""
     limit = 0.02
     budget = Budget(usd=limit, period="day", name="shared")
     pools = []
     for _ in range(2):
         book = StateBook()
-        attach_store(book, open_store(f"sqlite:///{tmp_path / 'shared.db'}"))
+        attach_store(book, open_store(shared_store_url))
         spending = Spending(
             pool="p",
             keys=KEYS,
