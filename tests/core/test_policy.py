@@ -5,6 +5,8 @@ from __future__ import annotations
 import calendar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keyrouter import ConfigError, Key
 from keyrouter.core.outcome import Outcome, OutcomeKind
@@ -232,3 +234,26 @@ def test_bad_pool_limits_name_the_field(field: str, value: float) -> None:
     with pytest.raises(ConfigError) as caught:
         PoolPolicy(**{field: value})  # type: ignore[arg-type]
     assert caught.value.field == field
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hours=st.lists(
+        st.tuples(st.integers(0, 23), st.integers(1, 24)).filter(lambda r: r[0] % 24 != r[1] % 24),
+        max_size=3,
+    ),
+    days=st.lists(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), max_size=3),
+    now=st.floats(min_value=MONDAY_NOON, max_value=MONDAY_NOON + 30 * 86400),
+)
+def test_a_schedule_opens_at_the_first_open_hour(
+    hours: list[tuple[int, int]], days: list[str], now: float
+) -> None:
+    schedule = Schedule(hours=[f"{a}-{b}" for a, b in hours], days=days)
+    opens = schedule.opens_at(now)
+    assert schedule.is_open(opens)
+    assert opens >= now
+    # No open hour is skipped between now and the opening.
+    hour = 3600.0 * (now // 3600.0 + 1)
+    while hour < opens:
+        assert not schedule.is_open(hour)
+        hour += 3600.0

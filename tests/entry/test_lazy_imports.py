@@ -8,7 +8,7 @@ import sys
 SCRIPT = r"""
 import sys
 import keyrouter
-heavy = {"openai", "anthropic", "google.genai", "pydantic", "httpx", "httpx2", "wrapt"}
+heavy = {"openai", "anthropic", "google.genai", "pydantic", "httpx", "httpx2", "wrapt", "tomllib"}
 assert not heavy & set(sys.modules), sorted(heavy & set(sys.modules))
 assert not [m for m in sys.modules if m.startswith("keyrouter.core")], "router loaded eagerly"
 
