@@ -29,7 +29,7 @@ def open_store(url: str) -> StateStore | None:
     `sqlite:///relative.db` and `sqlite:////absolute/path.db` (SQLAlchemy's spelling);
     `redis://[:password@]host:port/db`, `rediss://...`, `unix:///path.sock`. Options as query
     parameters: `lease_ttl` (seconds before a dead process's reservations expire, default
-    600) and, for Redis, `prefix` (default `keyrouter:`).
+    60) and, for Redis, `prefix` (default `keyrouter:`).
     """
     if not isinstance(url, str) or not url.strip():
         raise StoreError("give a store URL such as sqlite:///keyrouter.db", field="store")

@@ -44,8 +44,10 @@ _FLUSH_DELAY = 0.005
 """How long a report waits for a reservation to ride along with before it is sent alone."""
 _RETRY_SECONDS = 1.0
 _MAX_BUFFERED = 10_000
-DEFAULT_LEASE_TTL = 600.0
-"""A lease not settled within this many seconds is taken to belong to a dead process."""
+DEFAULT_LEASE_TTL = 60.0
+"""A lease not settled within this many seconds stops counting as in flight: its process died,
+or the provider counted the request long ago (a request is counted when it arrives, so only
+the last moments' reservations can be missing from an answer; a long stream is not cut)."""
 
 _COOLS = {
     OutcomeKind.RATE_LIMITED: KeyState.COOLING,
