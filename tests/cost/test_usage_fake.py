@@ -145,6 +145,12 @@ def test_gemini_plain_and_stream(fake: FakeProvider) -> None:
     assert plain.model == "gemini-2.5-flash"
 
 
+def test_calls_without_a_model_or_usage_are_not_recorded(fake: FakeProvider) -> None:
+    client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
+    assert client.models.list().data
+    assert keyrouter.usage_records() == []
+
+
 def test_unpriced_model_costs_unknown_not_zero(fake: FakeProvider) -> None:
     client = openai.OpenAI(base_url=fake.base_url, max_retries=0)
     client.chat.completions.create(model="my-private-finetune", messages=HI)

@@ -168,9 +168,15 @@ class _Meter:
         self._buffer = bytearray()
         usage = self.reader.usage()
         estimated = usage is None
+        spending = self.plan.pool.spending
+        if usage is None and self.reader.model is None and self.lease.demand.model is None:
+            # No model and no usage (a models list, a file download): nothing was billed by
+            # the token, so nothing is recorded; the (zero) reservation is let go.
+            if spending is not None:
+                spending.release(self.lease)
+            return
         if usage is None:
             usage = self._estimate()
-        spending = self.plan.pool.spending
         if spending is not None:
             record = spending.finish(
                 self.lease,
