@@ -294,9 +294,11 @@ def prepend(response: Response, headers: Headers) -> Response:
 
 
 def transport_fault(fault: Fault, content_type: str, garbage: bytes) -> Response | None:
-    """The answer to a ``reset`` or ``garbage`` fault, which breaks the HTTP exchange itself."""
+    """The answer to a ``reset``, ``garbage`` or ``redirect`` fault (the same on every wire)."""
     if fault.kind == "reset":
         return Response(0, drop=True)
+    if fault.kind == "redirect":
+        return Response(fault.code)  # its `location` header is the fault's own (`_override`)
     if fault.kind == "garbage":
         return Response(200, [("content-type", content_type)], garbage)
     return None

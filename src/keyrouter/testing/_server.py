@@ -102,6 +102,7 @@ FaultKind = Literal[
     "garbage",
     "error_in_200",
     "headers",
+    "redirect",
 ]
 _STREAM_ONLY: frozenset[FaultKind] = frozenset({"stall_stream", "slow_stream"})
 
@@ -143,6 +144,13 @@ class Fault:
         if not 400 <= code <= 599:
             raise ValueError(f"a status fault needs a 4xx or 5xx code, got {code}")
         return cls("status", code=code, plain=plain, headers=_pairs(headers), body=body)
+
+    @classmethod
+    def redirect(cls, location: str, *, code: int = 307) -> Fault:
+        """Answer with a redirect (``code``: a 3xx) to ``location``, as a broken proxy might."""
+        if not 300 <= code <= 399:
+            raise ValueError(f"a redirect needs a 3xx code, got {code}")
+        return cls("redirect", code=code, headers=(("location", location),))
 
     @classmethod
     def override_headers(cls, headers: Mapping[str, str]) -> Fault:
@@ -193,7 +201,7 @@ class Fault:
     @property
     def replaces_response(self) -> bool:
         """Whether the fault answers instead of the provider (no auth, no rate limit)."""
-        return self.kind in ("status", "reset", "garbage", "error_in_200")
+        return self.kind in ("status", "reset", "garbage", "error_in_200", "redirect")
 
     @property
     def streams_only(self) -> bool:
