@@ -255,6 +255,8 @@ def test_a_named_pool_of_the_file_scopes_a_block(env: Path) -> None:
     assert pool.policy.max_attempts == 2
     with pytest.raises(keyrouter.ConfigError, match="no pool named 'nobody'"):
         keyrouter.pool("nobody")
+    with pytest.raises(keyrouter.ConfigError, match="or keys and options, not both"):
+        keyrouter.pool("team-a", labels=["x"])
 
 
 # -- keyrouter config check --------------------------------------------------------------------

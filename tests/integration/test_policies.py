@@ -38,7 +38,8 @@ def test_a_model_no_key_may_serve_is_refused_by_the_sdk_before_anything_is_sent(
 
 def test_anthropic_and_gemini_raise_their_own_permission_errors(fake: FakeProvider) -> None:
     claude = keyrouter.KeyRoutedAnthropic(
-        keys=[Key(GOOD, allow_models=["claude-haiku-*"])], base_url=fake.anthropic_base_url
+        keys=[Key("sk-ant-policy-000000000000000000001", allow_models=["claude-haiku-*"])],
+        base_url=fake.anthropic_base_url,
     )
     with pytest.raises(anthropic.PermissionDeniedError, match="policy allow_models"):
         claude.messages.create(model="claude-opus-4-1", max_tokens=8, messages=MESSAGES)

@@ -52,10 +52,16 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
     ) -> None:
         self._tokens: list[Token[Mapping[str, KeyPool]]] = []
         self.pools: dict[str, KeyPool] = {}
+        given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
         if name is not None:
+            limits = (max_wait, max_attempts, budget, *given.values())
+            if labels or usage or any(v is not None for v in limits):
+                raise ConfigError(
+                    f"give a config-file pool's name ({name!r}) or keys and options, not both",
+                    field="pool",
+                )
             self.pools = _configured(name)
             return
-        given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
         chosen = [labels] if isinstance(labels, str) else labels
         policy = PoolPolicy(frozenset(chosen), max_wait=max_wait, max_attempts=max_attempts)
         self.pools = {
