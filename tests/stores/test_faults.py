@@ -4,6 +4,7 @@ reservations, a SQLite file killed mid-write, corrupt or locked."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -85,8 +86,11 @@ def throwaway_redis() -> Iterator[ThrowawayRedis]:
 
 
 def test_redis_stopped_and_restarted_mid_run(
-    throwaway_redis: ThrowawayRedis, monkeypatch: pytest.MonkeyPatch
+    throwaway_redis: ThrowawayRedis,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="keyrouter")
     monkeypatch.setattr(_base, "_RETRY_SECONDS", 0.05)
     events: list[Event] = []
     keyrouter.on_event(events.append)
@@ -103,6 +107,9 @@ def test_redis_stopped_and_restarted_mid_run(
         calls(10)  # no error reaches the caller
         degraded = [e for e in events if isinstance(e, StoreDegraded)]
         assert len(degraded) == 1
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1  # one warning for the whole outage
+        assert "store" in warnings[0].getMessage()
         assert f"127.0.0.1:{throwaway_redis.port}" in degraded[0].store
         throwaway_redis.start()  # empty: it kept nothing
         time.sleep(0.1)  # past the retry interval
