@@ -117,3 +117,22 @@ def test_keys_of_the_config_file_are_checked(
         fingerprint(REVOKED): "invalid",
     }
     assert code == 1
+
+
+def test_the_models_list_url_per_provider() -> None:
+    from keyrouter import Key, azure_key
+    from keyrouter.cli.check import _models_url
+
+    key = Key(OK)
+    assert _models_url("openai", key, None) == "https://api.openai.com/v1/models"
+    assert _models_url("anthropic", key, None) == "https://api.anthropic.com/v1/models"
+    assert _models_url("gemini", key, None) == (
+        "https://generativelanguage.googleapis.com/v1beta/models"
+    )
+    compatible = Key(OK, base_url="https://llm.example.com/v1")
+    assert _models_url("openai", compatible, None) == "https://llm.example.com/v1/models"
+    azure = azure_key(OK, "https://eu.openai.azure.com")
+    assert _models_url("azure", azure, None) == (
+        "https://eu.openai.azure.com/openai/models?api-version=2024-10-21"
+    )
+    assert _models_url("azure", key, None) is None, "an Azure key needs its endpoint"

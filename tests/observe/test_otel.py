@@ -133,3 +133,17 @@ def test_tokens_and_cost_of_metered_calls(reader: InMemoryMetricReader) -> None:
     assert cost > 0
     (span,) = exporter.get_finished_spans()
     assert dict(span.attributes or {})["gen_ai.usage.input_tokens"] == 3
+
+
+def test_quota_gauges_report_what_was_learned(reader: InMemoryMetricReader) -> None:
+    import openai
+
+    headers = {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "59"}
+    keyrouter.patch(openai=[keyrouter.Key(GOOD, name="good")])
+    chat(openai.OpenAI(http_client=MockOpenAI({GOOD: ok(headers)}).client(), max_retries=0))
+    found = points(reader)
+    remaining = {a["keyrouter.dimension"]: v for a, v in found["keyrouter.quota.remaining"]}
+    assert 58 <= remaining["requests"] <= 60
+    ((attrs, headroom),) = found["keyrouter.quota.headroom"]
+    assert attrs["keyrouter.scope"] == "good"
+    assert 0.9 < headroom <= 1.0
