@@ -99,22 +99,23 @@ def main() -> None:
     parser.add_argument("--keys", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--vs", choices=["litellm"], default=None)
     args = parser.parse_args()
-    contenders: dict[str, tuple[Callable[[list[str]], Any], list[int]]] = {
-        "keyrouter": (keyrouter_pool, args.keys)
-    }
-    if args.vs == "litellm":
-        if importlib.util.find_spec("litellm") is None:
-            print("litellm is not installed: `pip install litellm` to compare (skipped)")
-        else:
-            litellm_router(secrets(1))  # import and warm up outside the measurement
-            contenders["LiteLLM Router"] = (litellm_router, [c for c in args.keys if c <= 10_000])
     rows = []
-    for name, (build, sizes) in contenders.items():
+
+    def add(name: str, build: Callable[[list[str]], Any], sizes: list[int]) -> None:
         for count in sizes:
             per_key = measure(build, count)
             rows.append(
                 [name, f"{count:,}", f"{per_key:,.0f} B ({per_key / 1024:.2f} KiB)", "≤ 2,048 B"]
             )
+
+    add("keyrouter", keyrouter_pool, args.keys)
+    if args.vs == "litellm":
+        if importlib.util.find_spec("litellm") is None:
+            print("litellm is not installed: `pip install litellm` to compare (skipped)")
+        else:
+            # After keyrouter's runs: LiteLLM's import starts threads that allocate too.
+            litellm_router(secrets(1))  # import and warm up outside the measurement
+            add("LiteLLM Router", litellm_router, [c for c in args.keys if c <= 10_000])
     print("\nmemory allocated per key in the pool (tracemalloc), median of three builds\n")
     print(render_table(["router", "keys", "per key", "target"], rows))
 

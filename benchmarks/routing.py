@@ -11,7 +11,8 @@ for a minute) first, so each decision also steps past keys that cannot serve.
 
 With `--vs litellm`, LiteLLM's Router picks among as many deployments
 (`get_available_deployment`, its default strategy; its success callbacks record nothing for
-this strategy), at most 1,000 of them and 200 decisions per size: it is O(n) per pick.
+this strategy), at most 1,000 of them and 200 decisions per size: it is O(n) per pick. It
+runs after keyrouter's rounds: once imported, LiteLLM's background threads slow the process.
 """
 
 from __future__ import annotations
@@ -100,6 +101,22 @@ def percentile(values: list[int], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] / 1000
 
 
+def measure(
+    contenders: dict[tuple[str, int], tuple[Callable[[], None], int]], rounds: int
+) -> dict[tuple[str, int], list[int]]:
+    """Nanoseconds per decision, contenders taking turns round by round."""
+    samples: dict[tuple[str, int], list[int]] = {name: [] for name in contenders}
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for name, (decide, per_round) in contenders.items():
+            times = samples[name]
+            for _ in range(max(1, per_round // rounds)):
+                started = clock()
+                decide()
+                times.append(clock() - started)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
@@ -114,21 +131,19 @@ def main() -> None:
             keyrouter_decider(count, 0.1),
             args.decisions,
         )
+    samples = measure(contenders, args.rounds)
     if args.vs == "litellm":
+        # Measured afterwards: importing LiteLLM starts background threads that would slow
+        # every contender sharing the process.
         if importlib.util.find_spec("litellm") is None:
             print("litellm is not installed: `pip install litellm` to compare (skipped)")
         else:
-            for count in [c for c in args.keys if c <= 1000]:
-                contenders["LiteLLM Router", count] = (litellm_decider(count), 200)
-    samples: dict[tuple[str, int], list[int]] = {name: [] for name in contenders}
-    clock = time.perf_counter_ns
-    for _ in range(args.rounds):
-        for name, (decide, per_round) in contenders.items():
-            times = samples[name]
-            for _ in range(max(1, per_round // args.rounds)):
-                started = clock()
-                decide()
-                times.append(clock() - started)
+            others = {
+                ("LiteLLM Router", count): (litellm_decider(count), 200)
+                for count in args.keys
+                if count <= 1000
+            }
+            samples.update(measure(others, args.rounds))
     rows = []
     for (who, count), times in samples.items():
         target = TARGETS.get(count)
