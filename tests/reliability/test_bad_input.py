@@ -128,11 +128,19 @@ def test_a_key_with_another_providers_prefix_is_warned_about(
     with pytest.warns(KeyPrefixWarning) as caught:
         keyrouter.patch(**{provider: ["plain-key-0000000000000000000000", secret]})
     (warning,) = caught
+    assert warning.filename == __file__  # points at the caller's line, not keyrouter's
     message = str(warning.message)
     assert message.startswith(f"{provider}[1]: key {keyrouter.Key(secret).fingerprint}")
     assert f"prefix of {issuer} keys" in message
     assert secret not in message
     assert secret[8:-4] not in message
+
+
+@pytest.mark.parametrize("way_in", WAYS_IN[1:3], ids=lambda f: f.__name__)
+def test_the_warning_points_at_the_callers_line(way_in: Callable[..., object]) -> None:
+    with pytest.warns(KeyPrefixWarning) as caught:
+        way_in([ANT])
+    assert [w.filename for w in caught] == [__file__]
 
 
 def test_matching_prefixes_and_keys_with_their_own_base_url_are_not_warned_about() -> None:

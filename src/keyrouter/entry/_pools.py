@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -63,8 +64,17 @@ def _warn_foreign_keys(provider: str, keys: Sequence[Key]) -> None:
                 f"the prefix of {issuer} keys; it only works if the client's base_url points "
                 "at a server that takes it",
                 KeyPrefixWarning,
-                stacklevel=4,
+                stacklevel=_outside_keyrouter(),
             )
+
+
+def _outside_keyrouter() -> int:
+    """The `stacklevel` of the first caller outside keyrouter (patch, a client, a pool...)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def budgets_for(provider: str, budgets: object) -> tuple[Budget, ...]:
