@@ -8,10 +8,11 @@ call had never been made: no key in flight, no quota reserved, no one queued, no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import openai
@@ -139,32 +140,54 @@ class _Interrupted(KeyboardInterrupt):
     pass
 
 
-def test_keyboard_interrupt_in_sync_code_releases_everything(fake: FakeProvider) -> None:
-    client = sync_client(fake, [A, B])
-    client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES)
-    fake.inject(Fault.delay(BOUND), times=1)
+@contextlib.contextmanager
+def interrupt_when(condition: Callable[[], bool]) -> Iterator[None]:
+    """Raise `_Interrupted` (a KeyboardInterrupt) in this thread once `condition` holds."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise _Interrupted
 
     main = threading.get_ident()
 
-    def send_when_in_flight() -> None:
-        wait_for(lambda: held(client.key_pool)["in_flight"] == 1, "the call to go out")
+    def send() -> None:
+        wait_for(condition, "the moment to interrupt")
         signal.pthread_kill(main, signal.SIGALRM)
 
     previous = signal.signal(signal.SIGALRM, interrupt)
+    sender = threading.Thread(target=send)
     try:
-        sender = threading.Thread(target=send_when_in_flight)
         sender.start()
-        with pytest.raises(_Interrupted):
-            client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES)
-        sender.join(BOUND)
+        yield
     finally:
+        sender.join(BOUND)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_keyboard_interrupt_in_sync_code_releases_everything(fake: FakeProvider) -> None:
+    client = sync_client(fake, [A, B])
+    client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES)
+    fake.inject(Fault.delay(BOUND), times=1)
+    with (
+        interrupt_when(lambda: held(client.key_pool)["in_flight"] == 1),
+        pytest.raises(_Interrupted),
+    ):
+        client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES)
     assert held(client.key_pool) == NOTHING
     client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES)  # the pool still works
     assert held(client.key_pool) == NOTHING
+
+
+def test_keyboard_interrupt_while_waiting_for_capacity_leaves_the_queue(
+    fake: FakeProvider,
+) -> None:
+    client = keyrouter.KeyRoutedOpenAI(
+        keys=[A], base_url=fake.base_url, max_retries=0, max_wait=BOUND
+    )
+    fake.inject(Fault.status(429, headers={"retry-after": "5"}), times=1)
+    with interrupt_when(lambda: held(client.key_pool)["queued"] == 1), pytest.raises(_Interrupted):
+        client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES)
+    assert held(client.key_pool) == NOTHING
+    assert fake.stats(A).requests == 1
 
 
 def test_a_stream_closed_early_holds_nothing(fake: FakeProvider) -> None:

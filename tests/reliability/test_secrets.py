@@ -1,5 +1,5 @@
 """No secret ever shows: logs at every level, reprs, exceptions, traceback locals, the demo,
-stores.
+stores, `keyrouter status`.
 
 A busy run puts every kind of answer through all three SDKs (good keys, a revoked one, a
 spent one, a rate-limited one, 5xx and dropped connections, then a pool with no usable key so
@@ -173,7 +173,11 @@ def test_the_demo_prints_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
     assert leaks(out.out + out.err, [k.secret for k in DEMO_KEYS]) == []
 
 
-def test_a_sqlite_store_holds_no_secret(tmp_path: Path) -> None:
+def test_a_sqlite_store_and_status_on_it_show_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from keyrouter import cli
+
     path = tmp_path / "state.db"
     keys = fake_keys(OPENAI)
     with FakeProvider(keys) as fake:
@@ -188,6 +192,13 @@ def test_a_sqlite_store_holds_no_secret(tmp_path: Path) -> None:
     assert "key" in dump.lower()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert leaks(dump + raw.decode("latin-1"), [k.secret for k in keys]) == []
+    monkeypatch.setenv("OPENAI_API_KEYS", ",".join(k.secret for k in keys))
+    capsys.readouterr()
+    for json_flag in ([], ["--json"]):
+        assert cli.main(["status", "--store", f"sqlite:///{path}", *json_flag]) == 0
+    out = capsys.readouterr()
+    assert "invalid" in out.out
+    assert leaks(out.out + out.err, [k.secret for k in keys]) == []
 
 
 def test_a_redis_store_holds_no_secret() -> None:
