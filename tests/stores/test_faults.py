@@ -263,3 +263,48 @@ def test_a_sqlite_file_that_fails_mid_run_degrades_to_local_state(tmp_path: Path
             holder.close()
         assert fake.stats(KEY_A).count(200) == 4
     assert [type(e) for e in events if isinstance(e, StoreDegraded)] == [StoreDegraded]
+
+
+def test_while_the_store_is_down_one_caller_at_a_time_tries_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unreachable host (a connect that hangs until its timeout) stalls one call a
+    second, not every caller at once."""
+    import threading
+
+    from keyrouter.stores.memory import MemoryStore
+
+    monkeypatch.setattr(_base, "_RETRY_SECONDS", 0.0)
+    release = threading.Event()
+    attempts: list[int] = []
+
+    class Hanging(MemoryStore):
+        def _exchange(self, batch: list[dict[str, object]], request: object) -> None:
+            attempts.append(1)
+            release.wait(10)
+            raise ConnectionError("host unreachable")
+
+    store = Hanging()
+    key = Key(KEY_A)
+    store._failed(ConnectionError("down"), [])  # already known to be down
+    monkeypatch.setattr(_base, "_RETRY_SECONDS", 60.0)
+    results: list[object] = []
+    threads = [
+        threading.Thread(
+            target=lambda i=i: results.append(
+                store.reserve(Lease(key, key.scope_id, i, Demand(), NOW), NOW)
+            )
+        )
+        for i in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for _ in range(200):  # the other seven return at once, with no answer
+        if len(results) == 7:
+            break
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert attempts == [1]
+    assert results == [None] * 8

@@ -172,12 +172,13 @@ class SharedStore:
             self._flush()
 
     def _flush(self) -> None:
-        if self._skipping() or self._closed:
+        if self._closed:
             return
-        batch = self._take()
-        if batch:
+        if self._buffer and not self._skipping():  # only spend a retry on something to send
+            batch = self._take()
             try:
-                self._exchange(batch, None)
+                if batch:  # (a reservation may have taken it meanwhile)
+                    self._exchange(batch, None)
             except Exception as error:
                 self._failed(error, batch)
                 return
@@ -231,7 +232,16 @@ class SharedStore:
         return batch
 
     def _skipping(self) -> bool:
-        return self._down_since is not None and time.monotonic() < self._retry_at
+        """While the store is down, skip it; once a second one caller (or the flusher) tries
+        it again while the others keep skipping, so an unreachable host stalls one call."""
+        if self._down_since is None:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            if now < self._retry_at:
+                return True
+            self._retry_at = now + _RETRY_SECONDS
+        return False
 
     def _failed(self, error: Exception, batch: list[Doc]) -> None:
         with self._lock:
