@@ -27,3 +27,24 @@ def test_a_failing_subcommand_is_one_line_and_exit_1(
     assert cli.main(["demo", "--calls", "1"]) == 1
     err = capsys.readouterr().err
     assert err == "keyrouter demo: no pool configured\n"
+
+
+def test_the_demo_redraws_its_live_table_in_place(capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from keyrouter.cli.demo import _burst
+
+    def create(**kwargs: object) -> None:
+        import time
+
+        time.sleep(0.3)
+
+    client = SimpleNamespace(chat=SimpleNamespace(completions=SimpleNamespace(create=create)))
+    frames = iter(range(1000))
+    errors, _ = _burst(client, 4, 2, live=lambda: f"table {next(frames)}\nrow")
+    assert errors == []
+    out = capsys.readouterr().out
+    assert "\x1b[4F\x1b[J" in out, "each frame goes back over the previous one (4 lines)"
+    last = out.split("\x1b[J")[-1]
+    assert last.startswith("table ")
+    assert "4/4 done, 0 errors" in last

@@ -10,6 +10,7 @@ import argparse
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import keyrouter
@@ -56,9 +57,12 @@ def run_demo(*, calls: int, concurrency: int) -> int:
                 f"{calls} calls from {concurrency} threads (1 limit-minute = "
                 f"{60 / TIME_SCALE:.0f}s)\n"
             )
-            errors, elapsed = _burst(client, calls, concurrency)
-            print()
-            print(_summary(fake, keys))
+            # On a terminal the per-key table is redrawn while the burst runs; else printed once.
+            live = (lambda: _summary(fake, keys)) if sys.stdout.isatty() else None
+            errors, elapsed = _burst(client, calls, concurrency, live=live)
+            if live is None:
+                print()
+                print(_summary(fake, keys))
         finally:
             keyrouter.unpatch()
     served = calls - len(errors)
@@ -71,7 +75,11 @@ def run_demo(*, calls: int, concurrency: int) -> int:
     return 0 if not errors else 1
 
 
-def _burst(client: object, calls: int, concurrency: int) -> tuple[list[str], float]:
+def _burst(
+    client: object, calls: int, concurrency: int, *, live: Callable[[], str] | None = None
+) -> tuple[list[str], float]:
+    """Send the calls from `concurrency` threads, showing progress (and `live()`, a table
+    redrawn in place, when given) twice a second."""
     errors: list[str] = []
     done = 0
     lock = threading.Lock()
@@ -91,20 +99,27 @@ def _burst(client: object, calls: int, concurrency: int) -> tuple[list[str], flo
             done += 1
 
     started = time.monotonic()
+    drawn = 0
+
+    def show(final: bool) -> None:
+        nonlocal drawn
+        progress = (
+            f"  {done}/{calls} done, {len(errors)} errors, {time.monotonic() - started:4.1f}s"
+        )
+        if live is None:
+            print(f"\r{progress}", end="\n" if final else "", flush=True)
+            return
+        frame = f"{live()}\n\n{progress}"
+        up = f"\x1b[{drawn}F\x1b[J" if drawn else ""  # back to the previous frame's top, clear
+        print(up + frame, flush=True)
+        drawn = frame.count("\n") + 1
+
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         futures = [pool.submit(one, i) for i in range(calls)]
         while not all(f.done() for f in futures):
             time.sleep(0.5)
-            print(
-                f"\r  {done}/{calls} done, {len(errors)} errors, "
-                f"{time.monotonic() - started:4.1f}s",
-                end="",
-                flush=True,
-            )
-    print(
-        f"\r  {done}/{calls} done, {len(errors)} errors, {time.monotonic() - started:4.1f}s",
-        flush=True,
-    )
+            show(final=False)
+    show(final=True)
     return errors, time.monotonic() - started
 
 
