@@ -288,3 +288,28 @@ def test_two_processes_sharing_a_store_stay_within_one_budget(shared_store_url: 
         pool.spending.ledger.totals("pool")
     calls = first.ledger.totals("pool")["p"].calls
     assert calls == round(spend.spent_usd / 0.0007)  # every call recorded, from both
+
+
+def test_free_credits_drawn_by_another_process_are_seen_on_the_next_draw() -> None:
+    key = Key("sk-credits-shared-000000000000001", credits_usd=0.0015)
+    book = StateBook()
+
+    def spending() -> Spending:
+        return Spending(
+            pool="p",
+            keys=[key],
+            budgets=(),
+            ledger=lambda: book.ledger,
+            price=lambda model: PRICE,
+            emit=lambda events: None,
+        )
+
+    here, there = spending(), spending()  # two processes over one shared ledger
+    pool_here = KeyPool([key], book=book, spending=here)
+    pool_there = KeyPool([key], book=StateBook(), spending=there)
+    for pool in (pool_there, pool_here):  # 0.001 each: more than the credits together
+        lease = pool.select(DEMAND, NOW).lease
+        assert lease is not None
+        _answer(pool, lease, NOW)
+    assert here.credits_left(key) == 0.0
+    assert here.effective_price(key) == 1.0

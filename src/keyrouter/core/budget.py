@@ -372,6 +372,10 @@ class Spending:
             drawn = min(left, cost)
             self._credits_left[key.id] = left - drawn
         self.ledger.settle((BudgetClaim(_credit_id(key), "all", _UNLIMITED),), 0.0, drawn)
+        # Other processes sharing the ledger draw on the same credits: adopt the shared total.
+        spent = self.ledger.spend(_credit_id(key), "all").spent_usd
+        with self._lock:
+            self._credits_left[key.id] = max(0.0, float(key.credits_usd or 0.0) - spent)
 
     def credits_left(self, key: Key) -> float | None:
         return self._credits_left.get(key.id)
