@@ -6,7 +6,8 @@ no-op that says so once in the log.
 
 Metrics (meter `keyrouter`): `keyrouter.calls`, `keyrouter.attempts`, `keyrouter.failovers`,
 `keyrouter.rate_limits_absorbed`, `keyrouter.key.state_changes`, `gen_ai.client.token.usage`,
-`keyrouter.tokens` and `keyrouter.cost` (pools that keep usage), and gauges read from the
+`keyrouter.tokens` and `keyrouter.cost` (pools that keep usage),
+`keyrouter.budget.thresholds_crossed`, `keyrouter.store.outages`, and gauges read from the
 global pools when the reader collects: `keyrouter.key.available`, `keyrouter.quota.remaining`,
 `keyrouter.quota.headroom`. Span attributes go on the span current when a key is granted (the
 SDK call's span when the SDK is instrumented): the GenAI semantic conventions'
@@ -26,7 +27,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from keyrouter._events import on_event
-from keyrouter.core.events import Event, Failover, KeyStateChanged, RequestRouted, UsageRecorded
+from keyrouter.core.events import (
+    BudgetThresholdCrossed,
+    Event,
+    Failover,
+    KeyStateChanged,
+    RequestRouted,
+    StoreDegraded,
+    UsageRecorded,
+)
 from keyrouter.core.health import KeyState
 
 __all__ = ["instrument_otel"]
@@ -108,6 +117,14 @@ class _Bridge:
         self._tokens = meter.create_counter(
             "keyrouter.tokens", unit="{token}", description="Tokens used, per key"
         )
+        self._budget = meter.create_counter(
+            "keyrouter.budget.thresholds_crossed",
+            unit="{crossing}",
+            description="Budget thresholds reached (once per budget, period and threshold)",
+        )
+        self._outages = meter.create_counter(
+            "keyrouter.store.outages", unit="{outage}", description="Shared store outages"
+        )
         self._cost = meter.create_counter(
             "keyrouter.cost", unit="USD", description="What calls cost (calls with a known price)"
         )
@@ -142,6 +159,12 @@ class _Bridge:
         elif isinstance(event, KeyStateChanged):
             attrs = {"keyrouter.key": event.key, "keyrouter.state": event.new.value}
             self._changes.add(1, attrs)
+        elif isinstance(event, BudgetThresholdCrossed):
+            self._budget.add(
+                1, {"keyrouter.budget": event.budget, "keyrouter.threshold": event.threshold}
+            )
+        elif isinstance(event, StoreDegraded):
+            self._outages.add(1, {"keyrouter.store": event.store})
 
     def _routed(self, event: RequestRouted) -> None:
         provider = GENAI_PROVIDER.get(event.provider, event.provider)

@@ -147,3 +147,20 @@ def test_quota_gauges_report_what_was_learned(reader: InMemoryMetricReader) -> N
     ((attrs, headroom),) = found["keyrouter.quota.headroom"]
     assert attrs["keyrouter.scope"] == "good"
     assert 0.9 < headroom <= 1.0
+
+
+def test_budget_crossings_and_store_outages_are_counted(reader: InMemoryMetricReader) -> None:
+    from keyrouter.core.events import BudgetThresholdCrossed, StoreDegraded
+    from keyrouter.core.registry import default_book
+
+    default_book().listeners.emit(
+        [
+            BudgetThresholdCrossed("pool:openai", "month:2026-12", 0.8, 8.0, 10.0, 0.0, 0.0),
+            StoreDegraded("redis://127.0.0.1:6379/0", "ConnectionError", 0.0),
+        ]
+    )
+    found = points(reader)
+    assert found["keyrouter.budget.thresholds_crossed"] == [
+        ({"keyrouter.budget": "pool:openai", "keyrouter.threshold": 0.8}, 1)
+    ]
+    assert [v for _, v in found["keyrouter.store.outages"]] == [1]
