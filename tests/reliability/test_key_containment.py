@@ -78,3 +78,29 @@ def test_a_client_built_with_the_users_own_key_never_gets_a_pool_key(sdk: Sdk) -
         for stream in (False, True):
             assert outcome(lambda s=stream: sdk.call(client, s)) is None  # type: ignore[misc]
         assert {r.key for r in fake.requests} == {own}
+
+
+@pytest.mark.parametrize("sdk", SDKS, ids=[s.name for s in SDKS])
+def test_the_request_an_sdk_keeps_shows_no_pool_key(sdk: Sdk) -> None:
+    """`response.request` (raw responses, SDK exceptions) shows what the SDK built."""
+    good, other = sdk.keys
+    revoked = f"{other}-revoked"
+    with FakeProvider([FakeKey(good), FakeKey(other), FakeKey(revoked, status="invalid")]) as fake:
+        seen: list[Any] = []
+
+        def keep(response: Any) -> None:
+            seen.append(response.request)
+
+        client = sdk.routed(fake, [revoked, good], 5.0)
+        http = http_client(sdk, client)
+        http.event_hooks["response"].append(keep)
+        assert outcome(lambda: sdk.call(client, False)) is None
+        assert outcome(lambda: sdk.call(client, True)) is None
+        dead = sdk.routed(fake, [revoked], 5.0)
+        http_client(sdk, dead).event_hooks["response"].append(keep)
+        assert outcome(lambda: sdk.call(dead, False)) is not None
+        assert fake.stats(good).count(200) == 2
+    assert len(seen) == 3
+    for request in seen:
+        text = f"{request.url} {list(request.headers.items())}"
+        assert not any(s in text for s in (good, other, revoked)), text

@@ -82,14 +82,26 @@ def _write_key(route: Route, request: Any, key: Key, original_url: Any) -> None:
         route.writer(request, key.secret)
 
 
-def _unwrite_key(route: Route, request: Any, original_url: Any) -> None:
-    """A key a writer put into the URL (`?key=`) must not stay there once the attempt is over:
-    httpx logs `request.url`, and `response.url` is the request's."""
+def _unwrite_key(
+    route: Route, request: Any, original_url: Any, original: str | None, sent: Key | None
+) -> None:
+    """Once the attempts are over, the request shows what the SDK built, not the pool key.
+
+    httpx logs `request.url`, `response.url` is the request's, and `response.request` (also
+    on the SDK's exceptions and raw responses) is this request: a key a writer put into the
+    URL (`?key=`) is taken out, and the credential header gets its original value back.
+    """
     if route.writer is not None:
         request.url = original_url
+    if sent is None or route.wire.credential(request.headers) != sent.secret:
+        return
+    if original is not None:
+        route.wire.write_credential(request.headers, original)
+    else:
+        _drop_pool_credentials(request, None, sent.secret)
 
 
-def _drop_pool_credentials(request: Any, pool: KeyPool | None) -> None:
+def _drop_pool_credentials(request: Any, pool: KeyPool | None, secret: str = "") -> None:
     """A request we do not route (another host: a redirect, say) never carries a pool key.
 
     Every header is checked, not only the usual credential headers: a route for any HTTP
@@ -101,7 +113,11 @@ def _drop_pool_credentials(request: Any, pool: KeyPool | None) -> None:
     headers = request.headers
     for name, value in list(headers.items()):
         token = value.rsplit(" ", 1)[-1].strip()
-        if token == PLACEHOLDER_CREDENTIAL or (pool is not None and pool.owns(token)):
+        if (
+            token == PLACEHOLDER_CREDENTIAL
+            or (secret and token == secret)
+            or (pool is not None and pool.owns(token))
+        ):
             del headers[name]
 
 
@@ -188,6 +204,8 @@ class SyncInterceptor(_Interceptor):
         if isinstance(plan, _Refused):
             return _refused_response(self.route, request, plan)
         original_url = request.url
+        original = self.route.wire.credential(request.headers)
+        sent: Key | None = None
         last: Any = None
         last_body = b""
         last_error: BaseException | None = None
@@ -197,6 +215,7 @@ class SyncInterceptor(_Interceptor):
                     waiter.wait(step.seconds)
                     continue
                 _write_key(self.route, request, step.key, original_url)
+                sent = step.key
                 try:
                     response = self._send(plan, step, request)
                 except _AttemptFailedError as retry:
@@ -213,7 +232,7 @@ class SyncInterceptor(_Interceptor):
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
-            _unwrite_key(self.route, request, original_url)
+            _unwrite_key(self.route, request, original_url, original, sent)
         if last is None and last_error is not None:
             raise last_error
         return _final_response(plan, request, last, last_body)
@@ -244,6 +263,8 @@ class AsyncInterceptor(_Interceptor):
         if isinstance(plan, _Refused):
             return _refused_response(self.route, request, plan)
         original_url = request.url
+        original = self.route.wire.credential(request.headers)
+        sent: Key | None = None
         last: Any = None
         last_body = b""
         last_error: BaseException | None = None
@@ -253,6 +274,7 @@ class AsyncInterceptor(_Interceptor):
                     await waiter.wait(step.seconds)
                     continue
                 _write_key(self.route, request, step.key, original_url)
+                sent = step.key
                 try:
                     response = await self._send(plan, step, request)
                 except _AttemptFailedError as retry:
@@ -269,7 +291,7 @@ class AsyncInterceptor(_Interceptor):
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
-            _unwrite_key(self.route, request, original_url)
+            _unwrite_key(self.route, request, original_url, original, sent)
         if last is None and last_error is not None:
             raise last_error
         return _final_response(plan, request, last, last_body)
