@@ -119,4 +119,5 @@ def test_raw_response_exposes_the_providers_headers(fake: FakeProvider) -> None:
     client = keyrouter.KeyRoutedOpenAI(keys=[GOOD], base_url=fake.base_url)
     raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
     assert raw.headers["x-request-id"].startswith("req_")
-    assert raw.http_request.headers["authorization"] == f"Bearer {GOOD}"
+    # The request the SDK keeps shows its own credential again, never the pool key.
+    assert raw.http_request.headers["authorization"] == "Bearer keyrouter-pool-placeholder"
