@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from keyrouter.core._log_events import log_event
 from keyrouter.core.decision import Decision
 from keyrouter.core.health import KeyState
 from keyrouter.core.quota import Capacity
-from keyrouter.core.usage import Usage
+
+if TYPE_CHECKING:  # core.usage loads only for pools that meter usage
+    from keyrouter.core.usage import Usage
 
 __all__ = [
     "BudgetThresholdCrossed",

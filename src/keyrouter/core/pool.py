@@ -25,15 +25,15 @@ from keyrouter.core.health import KeyState
 from keyrouter.core.keys import Key, key_id
 from keyrouter.core.objectives import Candidate, resolve
 from keyrouter.core.outcome import Outcome, OutcomeKind
-from keyrouter.core.policy import PolicyGate, PoolPolicy
 from keyrouter.core.quota import Capacity, Demand, LimitObservation
 from keyrouter.core.state import KeyRecord, ScopeRecord, StateBook
-from keyrouter.core.store import Grant, SharedKey, SharedScope, adopt_key, adopt_scope
-from keyrouter.core.usage import UsageTotals
 from keyrouter.errors import ConfigError
 
 if TYPE_CHECKING:
     from keyrouter.core.budget import Spending
+    from keyrouter.core.policy import PolicyGate, PoolPolicy
+    from keyrouter.core.store import Grant, SharedKey, SharedScope
+    from keyrouter.core.usage import UsageTotals
 
 __all__ = ["DimensionSnapshot", "KeyPool", "KeySnapshot"]
 
@@ -78,6 +78,36 @@ class KeySnapshot:
     """Calls, tokens and cost of this key in `period` (None: its pool keeps no usage)."""
 
 
+class _OpenGate:
+    """The policy gate of a pool with no policy over keys with none: it refuses nothing and
+    ranks as the objective does, so such a pool never loads `core.policy`."""
+
+    screens = active = False
+
+    def refusal(self, index: int, demand: Demand | None, in_flight: int, now: float) -> None:
+        return None
+
+    def forbids(self, demand: Demand) -> None:
+        return None
+
+    def rank(self, index: int, rank: tuple[float, ...]) -> tuple[float, ...]:
+        return rank
+
+
+_OPEN_GATE = _OpenGate()
+
+
+def _has_policy(key: Key) -> bool:
+    """Whether a key policy (tier, model rules, in-flight limit, schedule) applies to `key`."""
+    return bool(
+        key.tier
+        or key.allow_models is not None
+        or key.deny_models
+        or key.max_in_flight is not None
+        or key.schedule is not None
+    )
+
+
 class KeyPool:
     """A set of keys, an objective, and the shared `StateBook` they learn into."""
 
@@ -96,8 +126,12 @@ class KeyPool:
         self.keys: tuple[Key, ...] = tuple(keys)
         self.name = name
         self.objective, self._order, self._weighs_price = resolve(objective)
-        self.policy = policy or PoolPolicy()
-        self._gate = PolicyGate(self.keys, self.policy, pool=name)
+        self._policy = policy
+        self._gate: PolicyGate | _OpenGate = _OPEN_GATE
+        if policy is not None or any(_has_policy(k) for k in self.keys):
+            from keyrouter.core.policy import PolicyGate, PoolPolicy
+
+            self._gate = PolicyGate(self.keys, policy or PoolPolicy(), pool=name)
         self.spending = spending
         """Usage, cost and budgets of this pool (None: nobody asked, nothing is metered)."""
         self._dearest = max(k.price_multiplier for k in self.keys) or 1.0
@@ -123,6 +157,15 @@ class KeyPool:
         with book.lock:
             self._records = [book.key(k.id, k.label, k.scope_id) for k in self.keys]
             self._scopes = [book.scope(k.scope_id) for k in self.keys]
+
+    @property
+    def policy(self) -> PoolPolicy:
+        """The pool's own policy (a default one when it was given none)."""
+        if self._policy is None:
+            from keyrouter.core.policy import PoolPolicy
+
+            self._policy = PoolPolicy()
+        return self._policy
 
     @property
     def book(self) -> StateBook:
@@ -534,6 +577,8 @@ class KeyPool:
     def apply_grant(self, lease: Lease, grant: Grant, now: float) -> None:
         """The shared store's answer to `lease`: its scope and key adopt the shared state,
         and a refused lease is withdrawn as if it had never been granted."""
+        from keyrouter.core.store import adopt_key, adopt_scope  # only pools with a store
+
         book = self._book
         with book.lock:
             record = book.key(lease.key.id, lease.key.label, lease.scope_id)
@@ -553,6 +598,8 @@ class KeyPool:
         self, scopes: Mapping[str, SharedScope], keys: Mapping[str, SharedKey], now: float
     ) -> None:
         """Start from what the shared store knows (limits, cooldowns, invalid keys)."""
+        from keyrouter.core.store import adopt_key, adopt_scope  # only pools with a store
+
         book = self._book
         with book.lock:
             for key, record, scope in zip(self.keys, self._records, self._scopes, strict=True):

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from keyrouter.core.events import Listeners
 from keyrouter.core.health import BreakerSettings, KeyHealth, ScopeHealth
 from keyrouter.core.quota import Capacity, ScopeQuota
-from keyrouter.core.usage import MemoryLedger, UsageLedger
 
 if TYPE_CHECKING:
     from keyrouter.core.store import StateStore
+    from keyrouter.core.usage import UsageLedger
 
 __all__ = ["KeyRecord", "KeyStats", "ScopeRecord", "StateBook"]
 
@@ -73,8 +73,7 @@ class StateBook:
         self.store: StateStore | None = None
         """State shared with other processes (SQLite, Redis); None: this memory only. The
         transport confirms leases against it and reports answers to it, outside the lock."""
-        self.ledger: UsageLedger = MemoryLedger()
-        """Usage records and budget spend (a store may put a shared ledger here)."""
+        self._ledger: UsageLedger | None = None  # made on first use: see `ledger`
         self._pins: OrderedDict[str, str] = OrderedDict()
         self._seq = itertools.count(1)
 
@@ -106,12 +105,29 @@ class StateBook:
         with self.lock:
             return next((self._pins[r] for r in resources if r in self._pins), None)
 
+    @property
+    def ledger(self) -> UsageLedger:
+        """Usage records and budget spend (a store may put a shared ledger here); an in-memory
+        one is made on first use, so a pool that meters nothing never loads `core.usage`."""
+        if self._ledger is None:
+            from keyrouter.core.usage import MemoryLedger
+
+            self._ledger = MemoryLedger()
+        return self._ledger
+
+    @ledger.setter
+    def ledger(self, ledger: UsageLedger) -> None:
+        self._ledger = ledger
+
     def reset(self) -> None:
         """Forget everything learned (tests; a fresh start after rotating every key)."""
         with self.lock:
             self.keys.clear()
             self.scopes.clear()
             self._pins.clear()
-            if isinstance(self.ledger, MemoryLedger):
-                self.ledger = MemoryLedger()
+            if self._ledger is not None:
+                from keyrouter.core.usage import MemoryLedger
+
+                if isinstance(self._ledger, MemoryLedger):
+                    self._ledger = None  # a fresh one on next use
             self.generation += 1

@@ -7,14 +7,16 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from keyrouter.core.budget import Budget, Spending
 from keyrouter.core.keys import Key, foreign_issuer, normalize_keys
-from keyrouter.core.policy import PoolPolicy
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import default_book
 from keyrouter.errors import ConfigError, KeyPrefixWarning
+
+if TYPE_CHECKING:  # core.budget loads only for pools that meter usage or have budgets
+    from keyrouter.core.budget import Budget, Spending
+    from keyrouter.core.policy import PoolPolicy
 
 __all__ = ["PROVIDERS", "build_pool", "keys_from_env", "new_pool", "warm_pool"]
 
@@ -87,6 +89,8 @@ def budgets_for(provider: str, budgets: object) -> tuple[Budget, ...]:
         if unknown:
             raise ConfigError(f"unknown provider(s) {sorted(unknown)}", field="budgets")
         return budgets_for(provider, budgets.get(provider))
+    from keyrouter.core.budget import Budget
+
     items = [budgets] if isinstance(budgets, Budget) else budgets
     if not isinstance(items, list | tuple) or not all(isinstance(b, Budget) for b in items):
         raise ConfigError(
@@ -97,6 +101,8 @@ def budgets_for(provider: str, budgets: object) -> tuple[Budget, ...]:
 
 def configured_budgets(given: Sequence[object]) -> tuple[Budget, ...]:
     """Budgets from the config file (tables with Budget's fields) or already built."""
+    from keyrouter.core.budget import Budget
+
     built = []
     for index, item in enumerate(given):
         if isinstance(item, Budget):
@@ -127,6 +133,7 @@ def _spending(
     name: str, keys: Sequence[Key], budgets: Sequence[Budget], *, include_usage: bool
 ) -> Spending:
     from keyrouter._pricing import price_of
+    from keyrouter.core.budget import Spending
 
     book = default_book()
     return Spending(

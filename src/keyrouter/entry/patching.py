@@ -12,13 +12,12 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import wrapt
 
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import default_book, global_pool, set_global_pool
-from keyrouter.core.store import StateStore
 from keyrouter.entry._pools import (
     PROVIDERS,
     budgets_for,
@@ -36,6 +35,9 @@ from keyrouter.entry._sdks import (
 from keyrouter.stores import STORE_ENV, attach_store, open_store
 from keyrouter.transports import Route, RouteSettings, install
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
+
+if TYPE_CHECKING:
+    from keyrouter.core.store import StateStore
 
 __all__ = ["patch", "unpatch"]
 

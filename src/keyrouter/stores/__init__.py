@@ -9,16 +9,20 @@ stays light.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from keyrouter.core.state import StateBook
-from keyrouter.core.store import StateStore
-from keyrouter.core.usage import MemoryLedger
 from keyrouter.errors import StoreError
+
+if TYPE_CHECKING:  # the store protocol and ledgers load only when a store is used
+    from keyrouter.core.state import StateBook
+    from keyrouter.core.store import StateStore
 
 __all__ = ["STORE_ENV", "attach_store", "describe_url", "open_store"]
 
 STORE_ENV = "KEYROUTER_STORE"
+DEFAULT_LEASE_TTL = 60.0
+"""Seconds before a dead process's reservations expire in a shared store."""
 
 _OPTIONS = {"lease_ttl", "prefix"}
 
@@ -85,6 +89,8 @@ def attach_store(book: StateBook, store: StateStore | None) -> None:
         store.listeners = book.listeners
         book.ledger = store.ledger
     elif previous is not None:
+        from keyrouter.core.usage import MemoryLedger
+
         book.ledger = MemoryLedger()
     if previous is not None and previous is not store:
         previous.close()
@@ -101,8 +107,6 @@ def describe_url(url: str) -> str:
 
 
 def _seconds(value: str | None, name: str) -> float:
-    from keyrouter.stores._base import DEFAULT_LEASE_TTL
-
     if value is None:
         return DEFAULT_LEASE_TTL
     try:

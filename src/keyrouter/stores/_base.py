@@ -34,6 +34,7 @@ from keyrouter.core.usage import (
     UsageRecord,
     UsageTotals,
 )
+from keyrouter.stores import DEFAULT_LEASE_TTL
 from keyrouter.stores._docs import Doc, grant_of, key_of, scope_of
 
 __all__ = ["DEFAULT_LEASE_TTL", "BatchLedger", "GuardedLedger", "SharedStore"]
@@ -44,7 +45,6 @@ _FLUSH_DELAY = 0.005
 """How long a report waits for a reservation to ride along with before it is sent alone."""
 _RETRY_SECONDS = 1.0
 _MAX_BUFFERED = 10_000
-DEFAULT_LEASE_TTL = 60.0
 """A lease not settled within this many seconds stops counting as in flight: its process died,
 or the provider counted the request long ago (a request is counted when it arrives, so only
 the last moments' reservations can be missing from an answer; a long stream is not cut)."""

@@ -25,7 +25,6 @@ from keyrouter.transports._flavor import (
     new_response,
     replace_response,
 )
-from keyrouter.transports._metering import before_sending, metered
 from keyrouter.transports._plan import Plan, Sleep, Waker
 from keyrouter.transports._waiters import AsyncWaiter, SyncWaiter
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL, Route
@@ -61,6 +60,8 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Wak
     path = request.url.path
     demand = route.wire.estimate_demand(request.method, path, body)
     if pool.spending is not None:
+        from keyrouter.transports._metering import before_sending  # only metered pools
+
         over_budget = before_sending(pool.spending, request, body, demand, route.clock())
         if over_budget is not None:
             return _Refused(over_budget)  # type: ignore[return-value]
@@ -227,7 +228,7 @@ class SyncInterceptor(_Interceptor):
                     _close_sync(last)
                     if plan.creates_resource and status < 300 and _is_json(response):
                         plan.learn_resource(step, response.read())
-                    return metered(plan, step, response, is_async=False)
+                    return _metered(plan, step, response, is_async=False)
                 _close_sync(last)
                 last, last_body, last_error = response, error_body, None
         finally:
@@ -286,7 +287,7 @@ class AsyncInterceptor(_Interceptor):
                     await _close_async(last)
                     if plan.creates_resource and status < 300 and _is_json(response):
                         plan.learn_resource(step, await response.aread())
-                    return metered(plan, step, response, is_async=True)
+                    return _metered(plan, step, response, is_async=True)
                 await _close_async(last)
                 last, last_body, last_error = response, error_body, None
         finally:
@@ -409,3 +410,13 @@ def uninstall(transport: Any) -> None:
             else:
                 del transport.__dict__[attr]
     del transport.__dict__[_MARK]
+
+
+def _metered(plan: Plan, lease: Lease, response: Any, *, is_async: bool) -> Any:
+    """`response` as the SDK gets it: metered when the pool keeps usage (`_metering` and the
+    usage readers load only then)."""
+    if plan.pool.spending is None:
+        return response
+    from keyrouter.transports._metering import metered
+
+    return metered(plan, lease, response, is_async=is_async)
