@@ -189,3 +189,16 @@ def test_snapshot_reports_learned_limits() -> None:
 def test_unknown_objective_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="objective"):
         make_pool(1, objective="cheapest")
+
+
+def test_a_long_run_re_ranks_keys_in_turn_and_its_index_stays_bounded() -> None:
+    """Keys are re-ranked a few per grant, not all at once: a key whose rank went stale is
+    re-filed within len(keys) grants, and the stale entries re-filing leaves are swept."""
+    pool = make_pool(300)
+    ok = Outcome(OutcomeKind.SUCCESS, 200)
+    for step in range(3_000):
+        decision = pool.select(Demand({"requests": 1.0}), float(step))
+        assert decision.lease is not None
+        pool.settle(decision.lease, ok, float(step))
+    assert len(pool._ready) <= 2 * len(pool.keys)
+    assert len({entry[-2] for entry in pool._ready}) == len(pool.keys)  # every key filed

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from heapq import _siftdown, _siftup  # type: ignore[attr-defined]  # remove at a position
 from typing import TYPE_CHECKING, Any
 
 from keyrouter.core.decision import Decision, Lease, Refusal
@@ -41,6 +42,7 @@ _AWAITING_PROBE = "waiting for the scope's first answer to learn its limits"
 _PROBE_RECHECK = 0.05
 _PARK_SLACK = 2e-6
 _MIN_REFRESH_INTERVAL = 256
+_SWEEP_SLOTS = 4  # heap slots swept per refresh: more than the one stale entry it adds
 _EXPLAIN_ALL = 64
 """Pools up to this size list every key that is out in each decision; larger ones only
 the keys a decision examined (listing 100k refusals per call would cost more than routing)."""
@@ -147,7 +149,11 @@ class KeyPool:
         self._out: dict[int, Refusal] = {}  # why each parked or dropped key is out
         self._last_pick = [0] * len(self.keys)
         self._index_generation = -1
+        self._rebuild_due = True
         self._picks_to_refresh = 0
+        self._refresh_every = max(1, _MIN_REFRESH_INTERVAL // len(self.keys))
+        self._refresh_cursor = 0
+        self._sweep_ready = self._sweep_parked = 0
         members: dict[str, list[int]] = {}
         for index, key in enumerate(self.keys):
             members.setdefault(key.scope_id, []).append(index)
@@ -249,12 +255,13 @@ class KeyPool:
         ordered by the time they may serve again. Every key taken from `_ready` is checked
         afresh against the book (another pool may have changed it), so the index can be
         stale but a decision never is. A rank is computed when its key is filed (on grant,
-        on an answer for its scope, on waking) and all are recomputed every
-        `max(len(keys), 256)` grants, which bounds how stale an ordering can get (headroom
-        refills between answers). The best key leaves the heap; `_grant` files it again.
+        on an answer for its scope, on waking) and, a key at a time in turn (`_refresh_one`),
+        every key is re-filed within about `max(len(keys), 256)` grants, which bounds how stale
+        an ordering can get (headroom refills between answers) without pausing a pick to
+        re-rank them all. The best key leaves the heap; `_grant` files it again.
         The earliest recovery is only worked out when no key was found (nobody reads it then).
         """
-        if self._index_generation != self._book.generation or self._picks_to_refresh <= 0:
+        if self._rebuild_due or self._index_generation != self._book.generation:
             self._rebuild(now)
         if self._parked:
             self._wake_parked(now)
@@ -355,14 +362,28 @@ class KeyPool:
             else:
                 self._versions[index] += 1  # permanent: out until the next rebuild
 
+    def _refresh_one(self, now: float) -> None:
+        """Re-file the next key in round-robin order, every `_refresh_every` grants: what a
+        full `_rebuild` does for every key, a slice per grant (at 100,000 keys a full re-rank
+        paused a pick for ~0.2 s)."""
+        self._picks_to_refresh = self._refresh_every
+        index = self._refresh_cursor
+        self._refresh_cursor = index + 1 if index + 1 < len(self.keys) else 0
+        self._push_ready(index, now)
+        # Re-filing leaves the key's previous entry behind, stale: sweep a few heap slots per
+        # refresh so the heaps stay O(n) however long the pool runs, with no pause to compact.
+        self._sweep_ready = _sweep(self._ready, self._sweep_ready, self._versions)
+        self._sweep_parked = _sweep(self._parked, self._sweep_parked, self._versions)
+
     def _rebuild(self, now: float) -> None:
-        """Re-rank every key: after a reset of the book, and every len(keys) grants."""
+        """Re-rank every key: at the first pick, after a reset of the book, after adopting a
+        shared store's state."""
         book = self._book
         if self._index_generation != book.generation:
             self._records = [book.key(k.id, k.label, k.scope_id) for k in self.keys]
             self._scopes = [book.scope(k.scope_id) for k in self.keys]
         self._index_generation = book.generation
-        self._picks_to_refresh = max(len(self.keys), _MIN_REFRESH_INTERVAL)
+        self._rebuild_due = False
         self._parked.clear()
         self._out.clear()
         entries = []
@@ -447,6 +468,8 @@ class KeyPool:
         scope.quota.reserve(seq, demand, now)
         self._last_pick[index] = seq
         self._picks_to_refresh -= 1
+        if self._picks_to_refresh <= 0:
+            self._refresh_one(now)
         lease = Lease(key, key.scope_id, seq, demand, now)
         if self.spending is not None:
             self.spending.hold_credits(lease)  # before re-ranking: it may use the credits up
@@ -607,7 +630,7 @@ class KeyPool:
                     adopt_scope(scope, scopes[key.scope_id], now, book.settings)
                 if key.id in keys:
                     adopt_key(record, keys[key.id], now, book.settings)
-            self._picks_to_refresh = 0  # re-rank every key at the next pick
+            self._rebuild_due = True  # re-rank every key at the next pick
 
     def _reindex(self, lease: Lease, now: float, *, changed: bool) -> None:
         """After an answer: re-file what it may have changed.
@@ -729,3 +752,21 @@ def _short_dimension(scope: ScopeRecord, demand: Demand, now: float) -> str:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _sweep(heap: list[Any], pos: int, versions: list[int], slots: int = _SWEEP_SLOTS) -> int:
+    """Remove the stale entries among `slots` heap positions from `pos` (entries end with
+    (index, version)); the position to go on from next time."""
+    for _ in range(slots):
+        if pos >= len(heap):
+            return 0
+        entry = heap[pos]
+        if entry[-1] == versions[entry[-2]]:
+            pos += 1
+            continue
+        last = heap.pop()
+        if pos < len(heap):  # the last entry takes the stale one's slot, then finds its place
+            heap[pos] = last
+            _siftup(heap, pos)
+            _siftdown(heap, 0, pos)
+    return pos
