@@ -37,6 +37,7 @@ PLAIN_POOL = r"""
 import sys
 import keyrouter
 keyrouter.patch(openai=["sk-lazy-%020d" % i for i in range(8)])
+assert "keyrouter.transports.interceptor" not in sys.modules  # loads with the first client
 import openai
 openai.OpenAI()  # a patched client: the transport is installed too
 unused = [

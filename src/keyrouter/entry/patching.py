@@ -33,8 +33,7 @@ from keyrouter.entry._sdks import (
     client_transports,
 )
 from keyrouter.stores import STORE_ENV, attach_store, open_store
-from keyrouter.transports import Route, RouteSettings, install
-from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL
+from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL, Route, RouteSettings
 
 if TYPE_CHECKING:
     from keyrouter.core.store import StateStore
@@ -244,6 +243,8 @@ def attach(
     host = client_host(client)
     wire = binding.wire()
     hosts = frozenset({host}) if host else wire.default_hosts
+    from keyrouter.transports.interceptor import install  # with the first routed client
+
     route = Route(wire, hosts, routable, own_pool, settings, base_path=client_base_path(client))
     for transport, is_async in client_transports(client, binding):
         install(transport, route, is_async=is_async)
