@@ -100,14 +100,17 @@ def _burst(
 
     started = time.monotonic()
     drawn = 0
+    shown_done = -1
 
-    def show(final: bool) -> None:
-        nonlocal drawn
+    def show() -> None:
+        nonlocal drawn, shown_done
         progress = (
             f"  {done}/{calls} done, {len(errors)} errors, {time.monotonic() - started:4.1f}s"
         )
-        if live is None:
-            print(f"\r{progress}", end="\n" if final else "", flush=True)
+        if live is None:  # a log or a pipe: a plain line when the count moved, no redraws
+            if done != shown_done:
+                print(progress, flush=True)
+                shown_done = done
             return
         frame = f"{live()}\n\n{progress}"
         up = f"\x1b[{drawn}F\x1b[J" if drawn else ""  # back to the previous frame's top, clear
@@ -118,8 +121,8 @@ def _burst(
         futures = [pool.submit(one, i) for i in range(calls)]
         while not all(f.done() for f in futures):
             time.sleep(0.5)
-            show(final=False)
-    show(final=True)
+            show()
+    show()
     return errors, time.monotonic() - started
 
 
