@@ -121,3 +121,66 @@ def test_learned_state_is_shared_between_scopes_with_the_same_key(mock: MockOpen
         for _ in range(3):
             chat(client)
     assert mock.hits[TENANT_A] == 1
+
+
+def test_one_pool_object_entered_by_many_threads_at_once(mock: MockOpenAI) -> None:
+    """A per-tenant `pool` object shared by a server's worker threads: each thread's block
+    ends its own scope, even when the first thread in is the first one out."""
+    keyrouter.patch(openai=[GLOBAL])
+    client = openai.OpenAI(http_client=mock.client())
+    tenant = keyrouter.pool(openai=[TENANT_A])
+    inside = threading.Barrier(4)
+    turn = threading.Condition()
+    arrived: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            with tenant:
+                with turn:
+                    arrived.append(index)
+                inside.wait(timeout=10)  # all four are in the block at once
+                chat(client)
+                with turn:  # leave in the order of arrival (not the reverse)
+                    turn.wait_for(lambda: arrived[0] == index, timeout=10)
+            with turn:
+                arrived.pop(0)
+                turn.notify_all()
+            chat(client)  # after this thread's block: the global pool again
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert mock.hits == {TENANT_A: 4, GLOBAL: 4}
+
+
+async def test_one_pool_object_entered_by_many_tasks_at_once(mock: MockOpenAI) -> None:
+    keyrouter.patch(openai=[GLOBAL])
+    client = openai.AsyncOpenAI(http_client=mock.async_client())
+    tenant = keyrouter.pool(openai=[TENANT_A])
+    gate = asyncio.Event()
+
+    async def one(delay: float) -> None:
+        async with tenant:
+            await gate.wait()
+            await client.chat.completions.create(model="gpt-4o-mini", messages=[])
+            await asyncio.sleep(delay)
+        await client.chat.completions.create(model="gpt-4o-mini", messages=[])
+
+    # The first task in is the first one out.
+    tasks = [asyncio.create_task(one(0.01 * i)) for i in range(4)]
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*tasks)
+    assert mock.hits == {TENANT_A: 4, GLOBAL: 4}
+
+
+def test_leaving_a_block_never_entered_here_is_an_error() -> None:
+    tenant = keyrouter.pool(openai=[TENANT_A])
+    with pytest.raises(RuntimeError, match="never entered"):
+        tenant.__exit__(None, None, None)

@@ -8,7 +8,7 @@ after `keyrouter.patch()` and the `KeyRouted*` clients.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from contextvars import Token
+from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
 from typing import Literal, Self
 
@@ -19,6 +19,13 @@ from keyrouter.entry._pools import budgets_for, build_pool
 from keyrouter.errors import ConfigError
 
 __all__ = ["pool"]
+
+_Entry = tuple["pool", Token[Mapping[str, KeyPool]]]
+_entered: ContextVar[tuple[_Entry, ...]] = ContextVar("keyrouter_entered_pools", default=())
+"""The blocks entered in this thread / task, innermost last, each with the token that undoes it.
+
+Kept in a context variable rather than on the `pool` object, so that one `pool` object may be
+entered by many threads or tasks at once (one per tenant, shared by a server's workers)."""
 
 
 class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[...]):`
@@ -50,7 +57,6 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
         budget: object = None,
         usage: bool | Literal["include"] = False,
     ) -> None:
-        self._tokens: list[Token[Mapping[str, KeyPool]]] = []
         self.pools: dict[str, KeyPool] = {}
         given = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "azure": azure}
         if name is not None:
@@ -84,7 +90,8 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
 
     def __enter__(self) -> Self:
         merged = {**current_scoped_pools(), **self.pools}
-        self._tokens.append(scoped_pools.set(MappingProxyType(merged)))
+        token = scoped_pools.set(MappingProxyType(merged))
+        _entered.set((*_entered.get(), (self, token)))
         return self
 
     def __exit__(
@@ -93,7 +100,13 @@ class pool:  # noqa: N801 - used like a function: `with keyrouter.pool(openai=[.
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        scoped_pools.reset(self._tokens.pop())
+        entered = _entered.get()
+        for depth in range(len(entered) - 1, -1, -1):
+            if entered[depth][0] is self:
+                scoped_pools.reset(entered[depth][1])
+                _entered.set(entered[:depth])
+                return
+        raise RuntimeError("keyrouter.pool: exited a block that this thread or task never entered")
 
     async def __aenter__(self) -> Self:
         return self.__enter__()
