@@ -21,6 +21,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks._answers import ROOMY_OPENAI_HEADERS
 from keyrouter.cli._table import render_table
 from keyrouter.core.keys import Key
 from keyrouter.core.outcome import Outcome, OutcomeKind
@@ -29,14 +30,7 @@ from keyrouter.core.quota import Demand
 from keyrouter.core.state import StateBook
 from keyrouter.providers.openai import WIRE
 
-HEADERS = {
-    "x-ratelimit-limit-requests": "10000",
-    "x-ratelimit-remaining-requests": "9999",
-    "x-ratelimit-reset-requests": "6ms",
-    "x-ratelimit-limit-tokens": "30000000",
-    "x-ratelimit-remaining-tokens": "29999000",
-    "x-ratelimit-reset-tokens": "2ms",
-}
+HEADERS = ROOMY_OPENAI_HEADERS
 TARGET_BYTES = 2048
 
 

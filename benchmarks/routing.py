@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+from benchmarks._answers import ROOMY_OPENAI_HEADERS
 from keyrouter.cli._table import render_table
 from keyrouter.core.keys import Key
 from keyrouter.core.outcome import Outcome, OutcomeKind
@@ -32,14 +33,7 @@ from keyrouter.core.quota import Demand
 from keyrouter.core.state import StateBook
 from keyrouter.providers.openai import WIRE
 
-HEADERS = {
-    "x-ratelimit-limit-requests": "10000",
-    "x-ratelimit-remaining-requests": "9999",
-    "x-ratelimit-reset-requests": "6ms",
-    "x-ratelimit-limit-tokens": "30000000",
-    "x-ratelimit-remaining-tokens": "29999000",
-    "x-ratelimit-reset-tokens": "2ms",
-}
+HEADERS = ROOMY_OPENAI_HEADERS
 DEMAND = Demand({"requests": 1.0, "tokens": 300.0}, "gpt-4o-mini")
 SUCCESS = Outcome(OutcomeKind.SUCCESS, 200)
 TARGETS = {1000: 20.0, 100_000: 50.0}
