@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ import openai
 
 import keyrouter
 from benchmarks._fake_server import fake_server
+from benchmarks._litellm import litellm_router
 from keyrouter.cli._table import render_table
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -65,26 +65,8 @@ def sdk_maker(base_url: str, api_key: str | None) -> Maker:
 
 
 def litellm_maker(base_url: str, keys: list[str]) -> Maker:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm  # type: ignore[import-not-found,unused-ignore]
-
-    litellm.suppress_debug_info = True
-
     def make() -> tuple[Call, Callable[[], Awaitable[None]]]:
-        router = litellm.Router(
-            model_list=[
-                {
-                    "model_name": "gpt-4o-mini",
-                    "litellm_params": {
-                        "model": "openai/gpt-4o-mini",
-                        "api_key": key,
-                        "api_base": base_url,
-                    },
-                }
-                for key in keys
-            ],
-            num_retries=0,
-        )
+        router = litellm_router(keys, base_url)
 
         def call() -> Awaitable[Any]:
             return router.acompletion(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[no-any-return]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
-import os
 import statistics
 import time
 import tracemalloc
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks._answers import ROOMY_OPENAI_HEADERS
+from benchmarks._litellm import litellm_router
 from keyrouter.cli._table import render_table
 from keyrouter.core.keys import Key
 from keyrouter.core.outcome import Outcome, OutcomeKind
@@ -49,25 +49,6 @@ def keyrouter_pool(given: list[str]) -> Any:
         assert decision.lease is not None
         pool.settle(decision.lease, success, now, WIRE.observations(HEADERS, now))
     return pool
-
-
-def litellm_router(given: list[str]) -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from litellm import Router  # type: ignore[import-not-found,unused-ignore]
-
-    return Router(
-        model_list=[
-            {
-                "model_name": "gpt-4o-mini",
-                "litellm_params": {
-                    "model": "openai/gpt-4o-mini",
-                    "api_key": secret,
-                    "api_base": "http://127.0.0.1:9/v1",
-                },
-            }
-            for secret in given
-        ]
-    )
 
 
 def measure(build: Callable[[list[str]], Any], count: int) -> float:

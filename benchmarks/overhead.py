@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import importlib.util
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import openai
 
 import keyrouter
 from benchmarks._fake_server import fake_server
+from benchmarks._litellm import litellm_router
 from keyrouter.cli._table import render_table
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -62,21 +62,6 @@ def async_call(client: openai.AsyncOpenAI, stream: bool) -> Callable[[], Awaitab
             await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
     return call
-
-
-def litellm_router(base_url: str, keys: list[str]) -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
-    import litellm  # type: ignore[import-not-found,unused-ignore]
-
-    litellm.suppress_debug_info = True
-    deployments = [
-        {
-            "model_name": "gpt-4o-mini",
-            "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": k, "api_base": base_url},
-        }
-        for k in keys
-    ]
-    return litellm.Router(model_list=deployments, num_retries=0)
 
 
 def litellm_sync(router: Any, stream: bool) -> Callable[[], None]:
@@ -132,7 +117,7 @@ def one_round(
     litellm_keys: list[str] | None,
 ) -> dict[str, list[float]]:
     """Fresh clients; warm up; then `calls` alternating calls per contender."""
-    router = litellm_router(base_url, litellm_keys) if litellm_keys else None
+    router = litellm_router(litellm_keys, base_url) if litellm_keys else None
     if mode == "sync":
         sync_clients: dict[str, Any] = {
             # An explicit key that is not a pool key: the SDK, untouched by keyrouter.

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import statistics
 import time
 from collections.abc import Callable
 
 from benchmarks._answers import ROOMY_OPENAI_HEADERS
+from benchmarks._litellm import litellm_router
 from keyrouter.cli._table import render_table
 from keyrouter.core.keys import Key
 from keyrouter.core.outcome import Outcome, OutcomeKind
@@ -67,22 +67,7 @@ def keyrouter_decider(count: int, parked_share: float) -> Callable[[], None]:
 
 
 def litellm_decider(count: int) -> Callable[[], None]:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
-    from litellm import Router  # type: ignore[import-not-found,unused-ignore]
-
-    router = Router(
-        model_list=[
-            {
-                "model_name": "gpt-4o-mini",
-                "litellm_params": {
-                    "model": "openai/gpt-4o-mini",
-                    "api_key": secret,
-                    "api_base": "http://127.0.0.1:9/v1",
-                },
-            }
-            for secret in secrets(count)
-        ]
-    )
+    router = litellm_router(secrets(count))
 
     def decide() -> None:
         router.get_available_deployment(model="gpt-4o-mini")
