@@ -47,8 +47,11 @@ def _replayable(request: Any) -> bool:
     return not (length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES)
 
 
-def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Waker) -> Plan | None:
-    """A plan for `request`, or None if the request is not ours to route."""
+def _start(
+    route: Route, request: Any, body: bytes, replayable: bool, waker: Waker
+) -> Plan | _Refused | None:
+    """A plan for `request`, a refusal to answer before sending, or None if the request is
+    not ours to route."""
     pool = route.pool()
     if not route.claims(request.url.host, request.headers, pool):
         _drop_pool_credentials(request, pool)
@@ -64,7 +67,7 @@ def _start(route: Route, request: Any, body: bytes, replayable: bool, waker: Wak
 
         over_budget = before_sending(pool.spending, request, body, demand, route.clock())
         if over_budget is not None:
-            return _Refused(over_budget)  # type: ignore[return-value]
+            return _Refused(over_budget)
     plan = Plan(route, pool, demand, _read_timeout(request), waker)
     resources = named_resources(path, body)
     if resources:
@@ -130,7 +133,7 @@ class _Refused:
         self.message = message
 
 
-_NO_POOL: Any = _Refused()
+_NO_POOL = _Refused()
 
 
 def _refused_response(route: Route, request: Any, refused: _Refused) -> Any:
