@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 __all__ = [
     "Capacity",
@@ -60,12 +61,12 @@ class Demand:
         return self.units.get(dimension, 0.0)
 
 
-@dataclass(frozen=True, slots=True)
-class LimitObservation:
+class LimitObservation(NamedTuple):
     """One dimension's state as a provider reported it at time `observed_at`.
 
     `reset_at` is the absolute time at which the bucket is full again (or the window resets).
-    Any field may be None when the provider did not send it or sent nonsense.
+    Any field may be None when the provider did not send it or sent nonsense. (A tuple: a
+    few are read off every response.)
     """
 
     dimension: str

@@ -100,6 +100,11 @@ class StateBook:
             while len(self._pins) > _MAX_PINS:
                 self._pins.popitem(last=False)
 
+    @property
+    def has_pins(self) -> bool:
+        """Whether any resource was pinned: until one is, requests need no scanning for ids."""
+        return bool(self._pins)
+
     def pinned_scope(self, resources: Iterable[str]) -> str | None:
         """The scope owning the first of `resources` keyrouter saw created, if any."""
         with self.lock:
