@@ -22,8 +22,10 @@ from keyrouter.core.quota import LimitObservation
 
 __all__ = [
     "MAX_WAIT_SECONDS",
+    "HeaderFamily",
     "HeaderName",
     "ResetAt",
+    "header_families",
     "observed_limits",
     "parse_count",
     "parse_go_duration",
@@ -36,6 +38,8 @@ HeaderName = Callable[[str, str], str]
 """The header for a dimension's field (`"limit"`, `"remaining"` or `"reset"`)."""
 ResetAt = Callable[[str | None], float | None]
 """A reset header's value as the local time the dimension refills."""
+HeaderFamily = tuple[str, str, str, str]
+"""A dimension and the names of its limit, remaining and reset headers."""
 
 _log = logging.getLogger("keyrouter")
 
@@ -150,29 +154,39 @@ def parse_retry_after(
     return max(0.0, wait)
 
 
+def header_families(
+    dimensions: Iterable[tuple[str, str]], name: HeaderName
+) -> tuple[HeaderFamily, ...]:
+    """The `(dimension, limit, remaining, reset)` header names of each `(header, dimension)`
+    pair: worked out once per provider, not on every response."""
+    return tuple(
+        (dimension, name(header, "limit"), name(header, "remaining"), name(header, "reset"))
+        for header, dimension in dimensions
+    )
+
+
 def observed_limits(
     headers: Mapping[str, str],
     now: float,
-    dimensions: Iterable[tuple[str, str]],
-    name: HeaderName,
+    families: Iterable[HeaderFamily],
     reset_at: ResetAt,
 ) -> tuple[LimitObservation, ...]:
-    """One observation per `(header, dimension)` pair whose limit or remaining is reported."""
+    """One observation per header family whose limit or remaining is reported."""
     found: list[LimitObservation] = []
-    for header, dimension in dimensions:
-        limit = parse_count(headers.get(name(header, "limit")))
-        remaining = parse_count(headers.get(name(header, "remaining")))
+    get = headers.get
+    for dimension, limit_header, remaining_header, reset_header in families:
+        limit = parse_count(get(limit_header))
+        remaining = parse_count(get(remaining_header))
         if limit is None and remaining is None:
             continue
-        reset = reset_at(headers.get(name(header, "reset")))
+        reset = reset_at(get(reset_header))
         found.append(LimitObservation(dimension, limit, remaining, reset, now))
     return tuple(found)
 
 
 def spent_reset(
     headers: Mapping[str, str],
-    dimensions: Iterable[tuple[str, str]],
-    name: HeaderName,
+    families: Iterable[HeaderFamily],
     reset_at: ResetAt,
 ) -> float | None:
     """When every spent dimension (nothing remaining) has refilled: the latest of their resets.
@@ -180,9 +194,9 @@ def spent_reset(
     A 429 without `retry-after` still says when to come back through these headers.
     """
     resets = [
-        reset_at(headers.get(name(header, "reset")))
-        for header, _ in dimensions
-        if parse_count(headers.get(name(header, "remaining"))) == 0
+        reset_at(headers.get(reset_header))
+        for _, _, remaining_header, reset_header in families
+        if parse_count(headers.get(remaining_header)) == 0
     ]
     known = [r for r in resets if r is not None]
     return max(known) if known else None

@@ -50,7 +50,18 @@ _ID_HINT = re.compile(rb"file|batch_|vs_|resp_|asst_|thread_|ftjob-|conv_|cached
 
 def creates_resource(method: str, path: str) -> bool:
     """Whether the answer to this request may hold the id of a new stateful resource."""
-    return method == "POST" and path.rstrip("/").endswith(_CREATING_PATHS)
+    if method != "POST":
+        return False
+    known = _CREATES.get(path)
+    if known is None:
+        known = path.rstrip("/").endswith(_CREATING_PATHS)
+        if len(_CREATES) < _MAX_CACHED_PATHS:  # a client posts to a handful of paths
+            _CREATES[path] = known
+    return known
+
+
+_CREATES: dict[str, bool] = {}
+_MAX_CACHED_PATHS: Final = 1024
 
 
 def created_resource(body: bytes) -> str | None:

@@ -30,12 +30,13 @@ from keyrouter.providers._estimate import count_tokens, json_object, model_name,
 from keyrouter.providers._parse import (
     MAX_WAIT_SECONDS,
     ResetAt,
+    header_families,
     observed_limits,
     parse_retry_after,
     parse_rfc3339,
     spent_reset,
 )
-from keyrouter.providers.base import Headers, MutableHeaders
+from keyrouter.providers.base import Headers, MutableHeaders, success
 
 __all__ = ["SPEND_LIMIT_CODES", "WIRE", "AnthropicWire", "error_fields"]
 
@@ -120,11 +121,11 @@ class AnthropicWire:
         )
 
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
-        return observed_limits(headers, now, _DIMENSIONS, _header, _resets(headers, now))
+        return observed_limits(headers, now, _FAMILIES, _resets(headers, now))
 
     def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
         if status < 400:
-            return Outcome(OutcomeKind.SUCCESS, status)
+            return success(status)
         kind, message, code = error_fields(body) if body else ("", "", "")
         if status == 429:
             if code in SPEND_LIMIT_CODES:
@@ -158,7 +159,7 @@ class AnthropicWire:
         if retry_at is not None:
             return retry_at
         # No retry-after: the reset of whichever dimension is spent says when it refills.
-        return spent_reset(headers, _DIMENSIONS, _header, _resets(headers, now))
+        return spent_reset(headers, _FAMILIES, _resets(headers, now))
 
     def no_key_error(self, kind: OutcomeKind, message: str) -> tuple[int, bytes]:
         if kind in (OutcomeKind.INVALID_KEY, OutcomeKind.FORBIDDEN):
@@ -202,6 +203,9 @@ def _retry_after(headers: Headers, now: float) -> float | None:
 
 def _header(family: str, field: str) -> str:
     return f"anthropic-ratelimit-{family}-{field}"
+
+
+_FAMILIES: Final = header_families(_DIMENSIONS, _header)
 
 
 def _resets(headers: Headers, now: float) -> ResetAt:

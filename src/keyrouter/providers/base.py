@@ -8,7 +8,7 @@ from typing import Protocol
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Demand, LimitObservation
 
-__all__ = ["Headers", "MutableHeaders", "Wire"]
+__all__ = ["Headers", "MutableHeaders", "Wire", "success"]
 
 Headers = Mapping[str, str]
 MutableHeaders = MutableMapping[str, str]
@@ -56,3 +56,17 @@ class Wire(Protocol):
     def annotate_error(self, body: bytes, note: str) -> bytes | None:
         """The error body with `note` appended to its message (None if it has no message)."""
         ...
+
+
+def success(status: int) -> Outcome:
+    """The outcome of a response with a status below 400: one shared value per status (the
+    outcome is immutable, and a success is what nearly every response is)."""
+    outcome = _SUCCESSES.get(status)
+    if outcome is None:
+        outcome = Outcome(OutcomeKind.SUCCESS, status)
+        if 100 <= status < 400:
+            _SUCCESSES[status] = outcome
+    return outcome
+
+
+_SUCCESSES: dict[int, Outcome] = {}

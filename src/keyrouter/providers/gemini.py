@@ -28,7 +28,7 @@ from keyrouter.core.quota import Demand, LimitObservation
 from keyrouter.providers._errors import MAX_ERROR_BYTES, add_note, text
 from keyrouter.providers._estimate import count_tokens, json_object, model_name
 from keyrouter.providers._parse import parse_go_duration, parse_retry_after
-from keyrouter.providers.base import Headers, MutableHeaders
+from keyrouter.providers.base import Headers, MutableHeaders, success
 
 __all__ = [
     "WIRE",
@@ -204,7 +204,7 @@ class GeminiWire:
 
     def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
         if status < 400:
-            return Outcome(OutcomeKind.SUCCESS, status)
+            return success(status)
         found = error_of(body) if body else None
         error = found[1] if found else None
         grpc = error.status if error else ""

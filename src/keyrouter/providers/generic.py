@@ -24,7 +24,7 @@ from keyrouter.core.quota import Demand, LimitObservation
 from keyrouter.errors import ConfigError
 from keyrouter.providers._errors import annotated
 from keyrouter.providers._parse import MAX_WAIT_SECONDS, parse_count, parse_retry_after
-from keyrouter.providers.base import Headers, MutableHeaders
+from keyrouter.providers.base import Headers, MutableHeaders, success
 
 __all__ = ["DEFAULT_STATUSES", "GenericWire", "statuses_from"]
 
@@ -108,7 +108,7 @@ class GenericWire:
 
     def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
         if status < 400:
-            return Outcome(OutcomeKind.SUCCESS, status)
+            return success(status)
         kind = self.statuses.get(status, OutcomeKind.REQUEST_ERROR)
         retry_at = None
         if kind in (OutcomeKind.RATE_LIMITED, OutcomeKind.QUOTA_EXHAUSTED):

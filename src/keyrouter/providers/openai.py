@@ -17,12 +17,13 @@ from keyrouter.providers._errors import annotated, error_object, text
 from keyrouter.providers._estimate import json_object, model_name, output_cap, text_tokens
 from keyrouter.providers._parse import (
     ResetAt,
+    header_families,
     observed_limits,
     parse_go_duration,
     parse_retry_after,
     spent_reset,
 )
-from keyrouter.providers.base import Headers, MutableHeaders
+from keyrouter.providers.base import Headers, MutableHeaders, success
 
 __all__ = ["WIRE", "OpenAIWire"]
 
@@ -75,24 +76,25 @@ class OpenAIWire:
         parsed = json_object(body) if method == "POST" else None
         if parsed is None:
             return Demand({"requests": 1.0})
-        prompt = text_tokens(parsed.get(name) for name in _PROMPT_FIELDS)
+        prompt = text_tokens([parsed[name] for name in _PROMPT_FIELDS if name in parsed])
         if path.endswith("/embeddings"):
             output = 0.0
         else:
-            choices = parsed.get("n")
-            n = choices if isinstance(choices, int) and 1 <= choices <= 128 else 1
+            choices = parsed.get("n", 1)
+            n = choices if type(choices) is int and 1 <= choices <= 128 else 1
             output = n * output_cap(parsed, _OUTPUT_FIELDS, _DEFAULT_OUTPUT_TOKENS)
+        tokens = round(prompt + output)
         return Demand(
-            {"requests": 1.0, "tokens": max(1.0, round(prompt + output))},
+            {"requests": 1.0, "tokens": tokens if tokens >= 1 else 1.0},
             model_name(parsed.get("model")),
         )
 
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
-        return observed_limits(headers, now, _DIMENSIONS, _header, _go_reset(now))
+        return observed_limits(headers, now, _FAMILIES, _go_reset(now))
 
     def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
         if status < 400:
-            return Outcome(OutcomeKind.SUCCESS, status)
+            return success(status)
         code, kind, _ = error_fields(body) if body else ("", "", "")
         if status == 429:
             if code in SPEND_CODES or kind in SPEND_CODES:
@@ -118,7 +120,7 @@ class OpenAIWire:
         if wait is not None:
             return now + wait
         # No retry-after: the reset of whichever dimension is spent says when it refills.
-        return spent_reset(headers, _DIMENSIONS, _header, _go_reset(now))
+        return spent_reset(headers, _FAMILIES, _go_reset(now))
 
     def no_key_error(self, kind: OutcomeKind, message: str) -> tuple[int, bytes]:
         if kind in (OutcomeKind.INVALID_KEY, OutcomeKind.FORBIDDEN):
@@ -149,5 +151,7 @@ def _go_reset(now: float) -> ResetAt:
 
     return reset_at
 
+
+_FAMILIES: Final = header_families(_DIMENSIONS, _header)
 
 WIRE: Final = OpenAIWire()

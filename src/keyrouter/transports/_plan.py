@@ -55,6 +55,25 @@ class Waker(Protocol):
 class Plan:
     """One request's attempts: which key next, when to wait, and when to give up."""
 
+    __slots__ = (
+        "_excluded",
+        "_failed",
+        "_ticket",
+        "attempts",
+        "creates_resource",
+        "deadline",
+        "demand",
+        "forbidden",
+        "last_decision",
+        "last_kind",
+        "max_attempts",
+        "pool",
+        "route",
+        "started",
+        "tried",
+        "waker",
+    )
+
     def __init__(
         self,
         route: Route,
@@ -131,8 +150,10 @@ class Plan:
         wire = self.route.wire
         outcome = wire.classify(status, headers, body, now)
         observations = wire.observations(headers, now)
-        self.pool.settle(lease, outcome, now, observations)
-        self._publish(lease, outcome, observations, now)
+        pool = self.pool
+        pool.settle(lease, outcome, now, observations)
+        if pool.book.store is not None:
+            self._publish(lease, outcome, observations, now)
         if not outcome.kind.fails_over:
             return True
         self._note_failure(lease, outcome)
@@ -179,11 +200,13 @@ class Plan:
         its scope now knows to wait, and the pool picks again.
         """
         pool = self.pool
+        store = pool.book.store
+        if store is None:
+            return pool.select(self.demand, now, exclude=self._excluded, ticket=self._ticket)
         for _ in range(_SHARED_REFUSALS):
             decision = pool.select(self.demand, now, exclude=self._excluded, ticket=self._ticket)
-            store = pool.book.store
             lease = decision.lease
-            if lease is None or store is None:
+            if lease is None:
                 return decision
             grant = store.reserve(lease, now)
             if grant is None:

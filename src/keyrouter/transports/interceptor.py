@@ -42,38 +42,61 @@ def _read_timeout(request: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _replayable(request: Any) -> bool:
+def _replay_body(request: Any) -> bytes | None:
+    """The body to send on every attempt, or None if it is too large to hold for a resend.
+
+    An SDK builds its requests from bytes, which httpx and httpx2 keep on the request
+    (`_content`): taken as is, with no header lookup. A streamed body of unknown or modest
+    size is read into memory once.
+    """
+    content = getattr(request, "_content", None)
+    if isinstance(content, bytes):
+        return content
     length = request.headers.get("content-length")
-    return not (length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES)
+    if length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES:
+        return None
+    return bytes(request.read())
+
+
+async def _replay_body_async(request: Any) -> bytes | None:
+    """`_replay_body` for an async request (a streamed body is read with `aread`)."""
+    content = getattr(request, "_content", None)
+    if isinstance(content, bytes):
+        return content
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES:
+        return None
+    return bytes(await request.aread())
 
 
 def _start(
-    route: Route, request: Any, body: bytes, replayable: bool, waker: Waker
+    route: Route, request: Any, credential: str | None, body: bytes | None, waker: Waker
 ) -> Plan | _Refused | None:
     """A plan for `request`, a refusal to answer before sending, or None if the request is
-    not ours to route."""
+    not ours to route. `credential` is what the request carries as the SDK built it."""
     pool = route.pool()
-    if not route.claims(request.url.host, request.headers, pool):
+    if not route.claims(request.url.host, credential, pool):
         _drop_pool_credentials(request, pool)
         return None
     if pool is None:
         # An ambient key the SDK found by itself serves when no pool is in force.
-        credential = route.wire.credential(request.headers)
         return _NO_POOL if credential in (None, PLACEHOLDER_CREDENTIAL) else None
     path = request.url.path
-    demand = route.wire.estimate_demand(request.method, path, body)
+    sent = b"" if body is None else body
+    demand = route.wire.estimate_demand(request.method, path, sent)
     if pool.spending is not None:
         from keyrouter.transports._metering import before_sending  # only metered pools
 
-        over_budget = before_sending(pool.spending, request, body, demand, route.clock())
+        over_budget = before_sending(pool.spending, request, sent, demand, route.clock())
         if over_budget is not None:
             return _Refused(over_budget)
     plan = Plan(route, pool, demand, _read_timeout(request), waker)
-    resources = named_resources(path, body)
-    if resources:
-        plan.pin_to_owner(resources)
+    if pool.book.has_pins:  # nothing was created through keyrouter: nothing to pin to
+        resources = named_resources(path, sent)
+        if resources:
+            plan.pin_to_owner(resources)
     plan.creates_resource = creates_resource(request.method, path)
-    if not replayable:
+    if body is None:
         plan.max_attempts = 1
     return plan
 
@@ -97,7 +120,7 @@ def _unwrite_key(
     """
     if route.writer is not None:
         request.url = original_url
-    if sent is None or route.wire.credential(request.headers) != sent.secret:
+    if sent is None:
         return
     if original is not None:
         route.wire.write_credential(request.headers, original)
@@ -199,16 +222,16 @@ class SyncInterceptor(_Interceptor):
     attr = "handle_request"
 
     def __call__(self, request: Any) -> Any:
-        replayable = _replayable(request)
-        body = request.read() if replayable else b""
+        route = self.route
+        original = route.wire.credential(request.headers)
+        body = _replay_body(request)
         waiter = SyncWaiter()
-        plan = _start(self.route, request, body, replayable, waiter)
+        plan = _start(route, request, original, body, waiter)
         if plan is None:
             return self.__wrapped__(request)
         if isinstance(plan, _Refused):
-            return _refused_response(self.route, request, plan)
+            return _refused_response(route, request, plan)
         original_url = request.url
-        original = self.route.wire.credential(request.headers)
         sent: Key | None = None
         last: Any = None
         last_body = b""
@@ -218,7 +241,7 @@ class SyncInterceptor(_Interceptor):
                 if isinstance(step, Sleep):
                     waiter.wait(step.seconds)
                     continue
-                _write_key(self.route, request, step.key, original_url)
+                _write_key(route, request, step.key, original_url)
                 sent = step.key
                 try:
                     response = self._send(plan, step, request)
@@ -236,7 +259,7 @@ class SyncInterceptor(_Interceptor):
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
-            _unwrite_key(self.route, request, original_url, original, sent)
+            _unwrite_key(route, request, original_url, original, sent)
         if last is None and last_error is not None:
             raise last_error
         return _final_response(plan, request, last, last_body)
@@ -258,16 +281,16 @@ class AsyncInterceptor(_Interceptor):
     attr = "handle_async_request"
 
     async def __call__(self, request: Any) -> Any:
-        replayable = _replayable(request)
-        body = await request.aread() if replayable else b""
+        route = self.route
+        original = route.wire.credential(request.headers)
+        body = await _replay_body_async(request)
         waiter = AsyncWaiter()
-        plan = _start(self.route, request, body, replayable, waiter)
+        plan = _start(route, request, original, body, waiter)
         if plan is None:
             return await self.__wrapped__(request)
         if isinstance(plan, _Refused):
-            return _refused_response(self.route, request, plan)
+            return _refused_response(route, request, plan)
         original_url = request.url
-        original = self.route.wire.credential(request.headers)
         sent: Key | None = None
         last: Any = None
         last_body = b""
@@ -277,7 +300,7 @@ class AsyncInterceptor(_Interceptor):
                 if isinstance(step, Sleep):
                     await waiter.wait(step.seconds)
                     continue
-                _write_key(self.route, request, step.key, original_url)
+                _write_key(route, request, step.key, original_url)
                 sent = step.key
                 try:
                     response = await self._send(plan, step, request)
@@ -295,7 +318,7 @@ class AsyncInterceptor(_Interceptor):
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
-            _unwrite_key(self.route, request, original_url, original, sent)
+            _unwrite_key(route, request, original_url, original, sent)
         if last is None and last_error is not None:
             raise last_error
         return _final_response(plan, request, last, last_body)

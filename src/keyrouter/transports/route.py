@@ -10,7 +10,7 @@ from typing import Any
 from keyrouter.core.pool import KeyPool
 from keyrouter.core.registry import current_scoped_pools, global_pool
 from keyrouter.errors import ConfigError
-from keyrouter.providers.base import Headers, Wire
+from keyrouter.providers.base import Wire
 
 __all__ = ["PLACEHOLDER_CREDENTIAL", "Route", "RouteSettings"]
 
@@ -71,11 +71,11 @@ class Route:
             return scoped
         return self.own_pool or global_pool(self.wire.name)
 
-    def claims(self, host: str, headers: Headers, pool: KeyPool | None) -> bool:
-        """Whether this request is ours to route (see the class docstring)."""
+    def claims(self, host: str, credential: str | None, pool: KeyPool | None) -> bool:
+        """Whether a request to `host` carrying `credential` is ours to route (see the class
+        docstring)."""
         if host not in self.hosts:
             return False
-        credential = self.wire.credential(headers)
         if credential is None or credential in self.routable:
             return True
         return pool is not None and pool.owns(credential)
