@@ -201,4 +201,4 @@ def test_a_long_run_re_ranks_keys_in_turn_and_its_index_stays_bounded() -> None:
         assert decision.lease is not None
         pool.settle(decision.lease, ok, float(step))
     assert len(pool._ready) <= 2 * len(pool.keys)
-    assert len({entry[-2] for entry in pool._ready}) == len(pool.keys)  # every key filed
+    assert len({entry[-1] for entry in pool._ready}) == len(pool.keys)  # every key filed

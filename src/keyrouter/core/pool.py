@@ -24,7 +24,7 @@ from keyrouter.core.decision import Decision, Lease, Refusal
 from keyrouter.core.events import CapacityChanged, Event, KeyStateChanged
 from keyrouter.core.health import KeyState
 from keyrouter.core.keys import Key, key_id
-from keyrouter.core.objectives import Candidate, resolve
+from keyrouter.core.objectives import Candidate, _by_headroom, resolve
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Capacity, Demand, LimitObservation
 from keyrouter.core.state import KeyRecord, ScopeRecord, StateBook
@@ -46,6 +46,11 @@ _SWEEP_SLOTS = 4  # heap slots swept per refresh: more than the one stale entry 
 _EXPLAIN_ALL = 64
 """Pools up to this size list every key that is out in each decision; larger ones only
 the keys a decision examined (listing 100k refusals per call would cost more than routing)."""
+_AVAILABLE = KeyState.AVAILABLE
+_NOTHING: frozenset[str] = frozenset()
+_new = tuple.__new__
+"""Builds a `Decision` or `Lease` from a full tuple of its fields: the named tuples' own
+`__new__` is a Python function, and one of each is made per grant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +145,14 @@ class KeyPool:
         self._best_rank: tuple[float, ...] = ()
         self._book = book
         self._index_of = {key.id: index for index, key in enumerate(self.keys)}
-        # The selection index (see `_scan`): heaps of (*rank, index, version) (flat: one tuple
-        # per entry, not two) and (until, index, version); an entry whose version is not the
-        # key's current one is stale.
+        # The selection index (see `_scan`): heaps of (*rank, index) (flat: one tuple per
+        # entry, not two) and (until, index). `_filed[index]` is the key's one live entry (in
+        # either heap, or None): any other entry of the key is stale.
         self._ready: list[tuple[Any, ...]] = []
-        self._parked: list[tuple[float, int, int]] = []
-        self._versions = [0] * len(self.keys)
+        self._parked: list[tuple[float, int]] = []
+        self._filed: list[tuple[Any, ...] | None] = [None] * len(self.keys)
+        self._plain = self._order is _by_headroom and self._gate is _OPEN_GATE
+        """The default objective through an open gate: `_entry` computes the rank itself."""
         self._out: dict[int, Refusal] = {}  # why each parked or dropped key is out
         self._last_pick = [0] * len(self.keys)
         self._index_generation = -1
@@ -203,18 +210,54 @@ class KeyPool:
         `refused` lists the keys this decision examined and turned down; keys the index
         already knows to be parked until later are not examined again.
         """
-        excluded = exclude if isinstance(exclude, set | frozenset) else frozenset(exclude)
-        with self._book.lock:
-            if self._waiters and ticket != self._waiters[0]:
+        excluded: AbstractSet[str]
+        if not exclude:
+            excluded = _NOTHING
+        else:
+            excluded = exclude if isinstance(exclude, set | frozenset) else frozenset(exclude)
+        book = self._book
+        with book.lock:
+            waiters = self._waiters
+            if waiters and ticket != waiters[0]:
                 return self._queued_behind()
-            best, refused, retry_at, probing = self._scan(demand, now, excluded)
-            if best is None:
-                return Decision(None, self.objective, refused, retry_at, probing)
-            lease = self._grant(best, demand, now)
-            decision = Decision(lease, self.objective, refused, rank=self._best_rank)
+            ready, parked = self._ready, self._parked
+            entry = ready[0] if ready else None
+            if (
+                entry is not None
+                and not excluded
+                and not self._rebuild_due
+                and self._index_generation == book.generation
+                and (not parked or parked[0][0] > now + _PARK_SLACK)
+                and (not self._out or len(self.keys) > _EXPLAIN_ALL)
+                and self._filed[entry[-1]] is entry
+                and self._fits(entry[-1], demand, now)
+            ):
+                # The usual decision: the best-ranked key is live and can serve, nothing is
+                # due to wake and nothing needs explaining: grant it without a `_scan`.
+                rank = self._best_rank = entry[:-1]
+                lease = self._grant(entry[-1], demand, now)
+                decision = _new(Decision, (lease, self.objective, (), None, False, False, rank))
+            else:
+                best, refused, retry_at, probing = self._scan(demand, now, excluded)
+                if best is None:
+                    return Decision(None, self.objective, refused, retry_at, probing)
+                lease = self._grant(best, demand, now)
+                decision = Decision(lease, self.objective, refused, rank=self._best_rank)
         if self.spending is not None:
             return self._hold_budget(self.spending, decision, lease, now, excluded, ticket)
         return decision
+
+    def _fits(self, index: int, demand: Demand, now: float) -> bool:
+        """Whether `_check` would find nothing against the key, decided cheaply for a key and
+        scope that are plainly available (False when unsure: `_scan` then decides)."""
+        if self._gate.active or self.spending is not None:
+            return False
+        scope = self._scopes[index]
+        return (
+            self._records[index].health.state is _AVAILABLE
+            and scope.health.state is _AVAILABLE
+            and scope.quota.admits(demand, now) == 0.0
+        )
 
     def _hold_budget(
         self,
@@ -270,25 +313,21 @@ class KeyPool:
         sooner = math.inf
         probing = False
         best: int | None = None
-        ready, versions = self._ready, self._versions
+        ready, filed = self._ready, self._filed
         while ready:
-            entry = ready[0]
-            index, version = entry[-2], entry[-1]
-            if version != versions[index]:
-                heapq.heappop(ready)
-                continue
+            entry = heapq.heappop(ready)
+            index = entry[-1]
+            if filed[index] is not entry:
+                continue  # stale
+            filed[index] = None
             if excluded and self.keys[index].id in excluded:
-                heapq.heappop(ready)
                 set_aside.append(index)
                 continue
             refusal = self._check(index, demand, now)
             if refusal is None:
-                self._best_rank = entry[:-2]
-                heapq.heappop(ready)
-                versions[index] += 1
+                self._best_rank = entry[:-1]
                 best = index
                 break
-            heapq.heappop(ready)
             refused.append(refusal)
             if refusal.for_this_request:
                 # Short for this request's size only: a smaller request may fit, so the key
@@ -303,8 +342,7 @@ class KeyPool:
                 self._park(index, now + _PROBE_RECHECK)
             elif refusal.retry_at is not None:
                 self._park(index, refusal.retry_at)
-            else:
-                versions[index] += 1  # permanent: out of the index until the next rebuild
+            # else permanent: out of the index until the next rebuild
         for index in set_aside:
             self._push_ready(index, now)
         if self._out and len(self.keys) <= _EXPLAIN_ALL:
@@ -319,30 +357,50 @@ class KeyPool:
 
     # -- the index ----------------------------------------------------------------------
 
-    def _rank(self, index: int, now: float) -> tuple[float, ...]:
-        return self._gate.rank(index, self._order(self._candidate(index, now)))
+    def _entry(self, index: int, now: float) -> tuple[Any, ...]:
+        """The key's heap entry: its rank under the objective (behind its policy tier), then
+        its index."""
+        if self._plain:
+            # `objectives._by_headroom` over `_candidate`, without building the candidate.
+            headroom = self._scopes[index].quota.headroom(now)
+            return (
+                0 if headroom >= 0.5 else 1 if headroom >= 0.2 else 2 if headroom >= 0.05 else 3,
+                self._records[index].stats.attempts / self.keys[index].weight,
+                self._last_pick[index],
+                index,
+            )
+        return (*self._gate.rank(index, self._order(self._candidate(index, now))), index)
 
     def _push_ready(self, index: int, now: float) -> None:
-        self._out.pop(index, None)
-        self._versions[index] += 1
-        heapq.heappush(self._ready, (*self._rank(index, now), index, self._versions[index]))
+        """File the key in `_ready` by its current rank (in place of its entry on top of the
+        heap when it is there: one sift instead of a stale entry left behind)."""
+        if self._out:
+            self._out.pop(index, None)
+        entry = self._entry(index, now)
+        filed, ready = self._filed, self._ready
+        old = filed[index]
+        filed[index] = entry
+        if old is not None and ready and ready[0] is old:
+            heapq.heapreplace(ready, entry)
+        else:
+            heapq.heappush(ready, entry)
 
     def _park(self, index: int, until: float) -> None:
-        self._versions[index] += 1
-        heapq.heappush(self._parked, (until, index, self._versions[index]))
+        entry = self._filed[index] = (until, index)
+        heapq.heappush(self._parked, entry)
 
     def _wake_parked(self, now: float) -> None:
-        parked, versions = self._parked, self._versions
+        parked, filed = self._parked, self._filed
         # Predicted recoveries are padded by a microsecond (see `Dimension.seconds_until`): wake
         # a key that close to its time and let the fresh check decide.
         while parked and parked[0][0] <= now + _PARK_SLACK:
-            _, index, version = heapq.heappop(parked)
-            if version == versions[index]:
-                self._push_ready(index, now)
+            entry = heapq.heappop(parked)
+            if filed[entry[1]] is entry:
+                self._push_ready(entry[1], now)
 
     def _earliest_parked(self) -> float | None:
-        parked, versions = self._parked, self._versions
-        while parked and parked[0][2] != versions[parked[0][1]]:
+        parked, filed = self._parked, self._filed
+        while parked and filed[parked[0][1]] is not parked[0]:
             heapq.heappop(parked)
         return parked[0][0] if parked else None
 
@@ -360,20 +418,34 @@ class KeyPool:
             if refusal.retry_at is not None:
                 self._park(index, refusal.retry_at)
             else:
-                self._versions[index] += 1  # permanent: out until the next rebuild
+                self._filed[index] = None  # permanent: out until the next rebuild
 
-    def _refresh_one(self, now: float) -> None:
+    def _refresh_one(self, now: float, granted: int) -> None:
         """Re-file the next key in round-robin order, every `_refresh_every` grants: what a
         full `_rebuild` does for every key, a slice per grant (at 100,000 keys a full re-rank
-        paused a pick for ~0.2 s)."""
+        paused a pick for ~0.2 s). A ready key whose rank did not move keeps its entry, and
+        the key being `granted` is skipped: its grant files it anew (keys granted in turn
+        often meet the cursor)."""
         self._picks_to_refresh = self._refresh_every
         index = self._refresh_cursor
         self._refresh_cursor = index + 1 if index + 1 < len(self.keys) else 0
-        self._push_ready(index, now)
-        # Re-filing leaves the key's previous entry behind, stale: sweep a few heap slots per
-        # refresh so the heaps stay O(n) however long the pool runs, with no pause to compact.
-        self._sweep_ready = _sweep(self._ready, self._sweep_ready, self._versions)
-        self._sweep_parked = _sweep(self._parked, self._sweep_parked, self._versions)
+        if index == granted:
+            return
+        old = self._filed[index]
+        if old is not None and index not in self._out:
+            entry = self._entry(index, now)
+            if entry == old:
+                return
+            self._filed[index] = entry
+            heapq.heappush(self._ready, entry)
+        else:
+            self._push_ready(index, now)
+        # Re-filing leaves the key's previous entry behind, stale: while the heaps hold more
+        # entries than keys, sweep a few slots per refresh so they stay O(n) however long the
+        # pool runs, with no pause to compact.
+        if len(self._ready) + len(self._parked) > len(self.keys):
+            self._sweep_ready = _sweep(self._ready, self._sweep_ready, self._filed)
+            self._sweep_parked = _sweep(self._parked, self._sweep_parked, self._filed)
 
     def _rebuild(self, now: float) -> None:
         """Re-rank every key: at the first pick, after a reset of the book, after adopting a
@@ -386,10 +458,8 @@ class KeyPool:
         self._rebuild_due = False
         self._parked.clear()
         self._out.clear()
-        entries = []
-        for index in range(len(self.keys)):
-            self._versions[index] += 1
-            entries.append((*self._rank(index, now), index, self._versions[index]))
+        entries = [self._entry(index, now) for index in range(len(self.keys))]
+        self._filed = list(entries)
         heapq.heapify(entries)
         self._ready = entries
 
@@ -459,18 +529,21 @@ class KeyPool:
         return price / self._dearest
 
     def _grant(self, index: int, demand: Demand, now: float) -> Lease:
-        key, record, scope = self.keys[index], self._records[index], self._scopes[index]
+        key, record = self.keys[index], self._records[index]
         seq = self._book.next_seq()
-        record.health.on_pick(now)
-        record.stats.in_flight += 1
-        record.stats.attempts += 1
-        record.stats.last_used = now
-        scope.quota.reserve(seq, demand, now)
+        health = record.health
+        if health.state is not _AVAILABLE:
+            health.on_pick(now)  # a half-open key lets its probe through
+        stats = record.stats
+        stats.in_flight += 1
+        stats.attempts += 1
+        stats.last_used = now
+        self._scopes[index].quota.reserve(seq, demand, now)
         self._last_pick[index] = seq
         self._picks_to_refresh -= 1
         if self._picks_to_refresh <= 0:
-            self._refresh_one(now)
-        lease = Lease(key, key.scope_id, seq, demand, now)
+            self._refresh_one(now, index)
+        lease = _new(Lease, (key, key.scope_id, seq, demand, now))
         if self.spending is not None:
             self.spending.hold_credits(lease)  # before re-ranking: it may use the credits up
         self._push_ready(index, now)
@@ -754,14 +827,16 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _sweep(heap: list[Any], pos: int, versions: list[int], slots: int = _SWEEP_SLOTS) -> int:
-    """Remove the stale entries among `slots` heap positions from `pos` (entries end with
-    (index, version)); the position to go on from next time."""
+def _sweep(
+    heap: list[Any], pos: int, filed: list[tuple[Any, ...] | None], slots: int = _SWEEP_SLOTS
+) -> int:
+    """Remove the stale entries among `slots` heap positions from `pos` (entries end with the
+    key's index; the live one is `filed[index]`); the position to go on from next time."""
     for _ in range(slots):
         if pos >= len(heap):
             return 0
         entry = heap[pos]
-        if entry[-1] == versions[entry[-2]]:
+        if filed[entry[-1]] is entry:
             pos += 1
             continue
         last = heap.pop()
