@@ -372,15 +372,20 @@ class KeyPool:
         return (*self._gate.rank(index, self._order(self._candidate(index, now))), index)
 
     def _push_ready(self, index: int, now: float) -> None:
-        """File the key in `_ready` by its current rank (in place of its entry on top of the
-        heap when it is there: one sift instead of a stale entry left behind)."""
-        if self._out:
-            self._out.pop(index, None)
+        """File the key in `_ready` by its current rank. A key already there keeps its entry
+        when its rank did not move, and is re-filed in place when its entry is on top of the
+        heap (one sift, no stale entry left behind)."""
+        out = self._out
+        was_out = bool(out) and out.pop(index, None) is not None
         entry = self._entry(index, now)
         filed, ready = self._filed, self._ready
         old = filed[index]
         filed[index] = entry
-        if old is not None and ready and ready[0] is old:
+        if old is None or was_out:  # not in `_ready` (parked, dropped or taken out by `_scan`)
+            heapq.heappush(ready, entry)
+        elif entry == old:
+            filed[index] = old
+        elif ready[0] is old:
             heapq.heapreplace(ready, entry)
         else:
             heapq.heappush(ready, entry)
@@ -431,15 +436,7 @@ class KeyPool:
         self._refresh_cursor = index + 1 if index + 1 < len(self.keys) else 0
         if index == granted:
             return
-        old = self._filed[index]
-        if old is not None and index not in self._out:
-            entry = self._entry(index, now)
-            if entry == old:
-                return
-            self._filed[index] = entry
-            heapq.heappush(self._ready, entry)
-        else:
-            self._push_ready(index, now)
+        self._push_ready(index, now)
         # Re-filing leaves the key's previous entry behind, stale: while the heaps hold more
         # entries than keys, sweep a few slots per refresh so they stay O(n) however long the
         # pool runs, with no pause to compact.
