@@ -27,7 +27,7 @@ from keyrouter.core.keys import Key, key_id
 from keyrouter.core.objectives import Candidate, _by_headroom, resolve
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Capacity, Demand, LimitObservation
-from keyrouter.core.state import KeyRecord, ScopeRecord, StateBook
+from keyrouter.core.state import _FAILURE_RATE_WEIGHT, KeyRecord, ScopeRecord, StateBook
 from keyrouter.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ _EXPLAIN_ALL = 64
 """Pools up to this size list every key that is out in each decision; larger ones only
 the keys a decision examined (listing 100k refusals per call would cost more than routing)."""
 _AVAILABLE = KeyState.AVAILABLE
+_SUCCESS = OutcomeKind.SUCCESS
 _NOTHING: frozenset[str] = frozenset()
 _new = tuple.__new__
 """Builds a `Decision` or `Lease` from a full tuple of its fields: the named tuples' own
@@ -540,7 +541,8 @@ class KeyPool:
         self._picks_to_refresh -= 1
         if self._picks_to_refresh <= 0:
             self._refresh_one(now, index)
-        lease = _new(Lease, (key, key.scope_id, seq, demand, now))
+        # `_scope_id`: the field behind `Key.scope_id`, without the property's call.
+        lease = _new(Lease, (key, key._scope_id, seq, demand, now))
         if self.spending is not None:
             self.spending.hold_credits(lease)  # before re-ranking: it may use the credits up
         self._push_ready(index, now)
@@ -610,48 +612,79 @@ class KeyPool:
         observations: Sequence[LimitObservation] = (),
     ) -> None:
         """Feed one attempt's outcome back: key health, scope health, quota, counters."""
-        events: list[Event] = []
         book = self._book
+        kind = outcome.kind
+        key = lease.key
+        emit: list[Event] | None = None
         with book.lock:
-            record = book.key(lease.key.id, lease.key.label, lease.scope_id)
-            scope = book.scope(lease.scope_id)
-            before_key = record.health.effective_state(now)
-            before_scope = scope.health.effective_state(now)
+            index = self._index_of.get(key.id)
+            if index is not None and self._index_generation != book.generation:
+                index = None  # a lease from before a reset: the index is rebuilt at next pick
+            if index is not None and self.keys[index] is key and lease.scope_id is key._scope_id:
+                record, scope = self._records[index], self._scopes[index]
+            else:  # another pool's key (over the same book), or the index is out of date
+                record = book.key(key.id, key.label, lease.scope_id)
+                scope = book.scope(lease.scope_id)
+            health, scope_health = record.health, scope.health
+            before_key = health.state
+            if before_key is not _AVAILABLE:
+                before_key = health.effective_state(now)
+            before_scope = scope_health.state
+            if before_scope is not _AVAILABLE:
+                before_scope = scope_health.effective_state(now)
             stats = record.stats
-            stats.in_flight = max(0, stats.in_flight - 1)
-            kind = outcome.kind
-            if kind is OutcomeKind.SUCCESS:
+            stats.in_flight = stats.in_flight - 1 if stats.in_flight > 0 else 0
+            if kind is _SUCCESS:
                 stats.successes += 1
-            elif kind is OutcomeKind.RATE_LIMITED:
-                stats.rate_limited += 1
-            elif kind is not OutcomeKind.REQUEST_ERROR:
-                stats.failures += 1
-            stats.note_result(kind is OutcomeKind.SERVER_ERROR)
-            record.health.apply(outcome, now, book.settings)
-            scope.health.apply(outcome, now, book.settings)
+                stats.failure_rate -= _FAILURE_RATE_WEIGHT * stats.failure_rate
+                if health.state is _AVAILABLE:  # what `KeyHealth.apply` does for a success
+                    health.probe_in_flight = False
+                    health.consecutive_failures = 0
+                    health.open_seconds = 0.0
+                else:
+                    health.apply(outcome, now, book.settings)
+                # a success leaves the scope's health as it is
+            else:
+                if kind is OutcomeKind.RATE_LIMITED:
+                    stats.rate_limited += 1
+                elif kind is not OutcomeKind.REQUEST_ERROR:
+                    stats.failures += 1
+                stats.note_result(kind is OutcomeKind.SERVER_ERROR)
+                health.apply(outcome, now, book.settings)
+                scope_health.apply(outcome, now, book.settings)
+            quota = scope.quota
+            was_gated = not quota.learned and not quota.headerless
             refund = kind is OutcomeKind.RATE_LIMITED or (
                 kind is OutcomeKind.SERVER_ERROR and outcome.status is None
             )
-            was_gated = scope.quota.gated
-            scope.quota.settle(lease.seq, observations, now, refund=refund)
+            quota.settle(lease.seq, observations, now, refund=refund)
             if not observations:
-                if kind is OutcomeKind.SUCCESS:
-                    scope.quota.mark_headerless()
-                    scope.quota.note_headerless_success(now)
+                if kind is _SUCCESS:
+                    quota.mark_headerless()
+                    quota.note_headerless_success(now)
                 elif kind is OutcomeKind.RATE_LIMITED:
-                    scope.quota.note_headerless_rate_limit(now)
-            moved = (
-                record.health.effective_state(now) is not before_key
-                or scope.health.effective_state(now) is not before_scope
-            )
-            self._reindex(lease, now, changed=moved or was_gated or kind is not OutcomeKind.SUCCESS)
+                    quota.note_headerless_rate_limit(now)
+            after_key = health.state
+            if after_key is not _AVAILABLE:
+                after_key = health.effective_state(now)
+            after_scope = scope_health.state
+            if after_scope is not _AVAILABLE:
+                after_scope = scope_health.effective_state(now)
+            moved = after_key is not before_key or after_scope is not before_scope
+            changed = moved or was_gated or kind is not _SUCCESS
+            if changed or self._out:  # else `_reindex` would find nothing to re-file
+                self._reindex(lease, now, changed=changed)
             if moved or book.listeners:  # nothing to tell otherwise: a plain success stays cheap
+                events: list[Event] = []
                 self._note_changes(lease, record, scope, before_key, before_scope, now, events)
-        if self.spending is not None and outcome.kind.fails_over:
+                if events:
+                    emit = events
+        if self.spending is not None and kind.fails_over:
             self.spending.release(lease)  # not delivered: nothing to charge
-        self._wake_head()
-        if events:
-            book.listeners.emit(events)
+        if self._waiters:
+            self._wake_head()
+        if emit:
+            book.listeners.emit(emit)
 
     def abandon(self, lease: Lease, now: float) -> None:
         """The attempt ended with no answer about the key (cancelled, closed early)."""

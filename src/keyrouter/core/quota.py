@@ -118,7 +118,12 @@ class Dimension:
         if self.known:
             self.level = self.available(now) - units
             self.as_of = now
-        self._note_consumption(units, now)
+        # `_note_consumption`, inlined: a debit is made for every dimension of every grant.
+        elapsed = now - self._consumed_as_of
+        if elapsed > 0:
+            self.consumed_rate *= 0.5 ** (elapsed / _EWMA_HALF_LIFE)
+            self._consumed_as_of = now
+        self.consumed_rate += units * _EWMA_GAIN
 
     def credit(self, units: float, now: float) -> None:
         if self.known and units:
@@ -133,18 +138,21 @@ class Dimension:
         A `stale` answer (older than the last one adopted) is adopted only if it lowers the
         estimate.
         """
-        if obs.limit is not None and obs.limit > 0:
-            self.limit = obs.limit
+        limit = obs.limit
+        if limit is not None and limit > 0:
+            self.limit = limit
             self.limit_announced = True
-        if obs.remaining is None:
+        remaining = obs.remaining
+        if remaining is None:
             return
-        remaining = max(0.0, obs.remaining)
+        remaining = remaining if remaining > 0.0 else 0.0  # max(0.0, remaining), NaN to 0
         if not self.limit_announced and remaining > (self.limit or 0.0):
             # Some servers (Azure) send only `remaining`: the most ever seen bounds the limit
             # from below, so the estimate refills (at that per minute) instead of stalling.
             self.limit = remaining
-        if self.limit is not None:
-            remaining = min(remaining, self.limit)
+        limit = self.limit
+        if limit is not None and limit < remaining:
+            remaining = limit
         if stale and self.known and remaining - unsettled >= self.available(now):
             return
         self._learn_rate(remaining, obs.reset_at, now)
@@ -198,12 +206,6 @@ class Dimension:
 
 
 @dataclass(slots=True)
-class _Reservation:
-    seq: int
-    demand: Demand
-
-
-@dataclass(slots=True)
 class ScopeQuota:
     """Everything predicted about one quota scope: its dimensions and in-flight reservations.
 
@@ -213,7 +215,8 @@ class ScopeQuota:
     """
 
     dimensions: dict[str, Dimension] = field(default_factory=dict)
-    in_flight: dict[int, _Reservation] = field(default_factory=dict)
+    in_flight: dict[int, Demand] = field(default_factory=dict)
+    """The demand of each request granted and not settled yet, by its sequence number."""
     learned: bool = False
     headerless: bool = False
     throttled: bool = False
@@ -231,19 +234,28 @@ class ScopeQuota:
 
     def admits(self, demand: Demand, now: float) -> float:
         """Seconds until `demand` fits (0.0 means it can go now)."""
-        if self.gated and len(self.in_flight) >= self.probe_limit:
+        if not self.learned and not self.headerless and len(self.in_flight) >= self.probe_limit:
             return math.nan  # wait for the probe's answer; no time can be predicted
         wait = 0.0
+        units_of = demand.units
         for name, dim in self.dimensions.items():
-            units = demand.get(name)
+            units = units_of.get(name, 0.0)
             if units:
-                wait = max(wait, dim.seconds_until(units, now))
+                if units < dim.available(now):
+                    continue  # what `seconds_until` says first, without the call
+                needed = dim.seconds_until(units, now)
+                if needed > wait:
+                    wait = needed
         return wait
 
     def reserve(self, seq: int, demand: Demand, now: float) -> None:
-        self.in_flight[seq] = _Reservation(seq, demand)
+        self.in_flight[seq] = demand
+        dimensions = self.dimensions
         for name, units in demand.units.items():
-            self.dimensions.setdefault(name, Dimension()).debit(units, now)
+            dim = dimensions.get(name)
+            if dim is None:
+                dim = dimensions[name] = Dimension()
+            dim.debit(units, now)
 
     def settle(
         self,
@@ -254,30 +266,34 @@ class ScopeQuota:
         refund: bool = False,
     ) -> None:
         """Close reservation `seq`, adopting what the response said about the scope."""
-        reservation = self.in_flight.pop(seq, None)
-        if not self.in_flight:
-            self.in_flight.clear()  # gives back the emptied table: a pool keeps one per scope
+        in_flight = self.in_flight
+        reserved = in_flight.pop(seq, None)
+        if not in_flight:
+            in_flight.clear()  # gives back the emptied table: a pool keeps one per scope
         # An answer to a request granted before the one whose answer was last adopted came
         # back late: it may predate requests that have settled since (so are no longer
         # subtracted as in flight). Such an answer may lower the estimate, never raise it.
         stale = seq < self.observed_seq
         seen_any = False
+        dimensions = self.dimensions
         for obs in observations:
             seen_any = True
+            name = obs.dimension
             # Any other request still in flight may not be counted in this answer yet (requests
             # overtake each other on the way to the provider): assume none of them is.
             unsettled = (
-                sum(r.demand.get(obs.dimension) for r in self.in_flight.values())
-                if self.in_flight
-                else 0.0
+                sum(d.units.get(name, 0.0) for d in in_flight.values()) if in_flight else 0.0
             )
-            observed = self.dimensions.setdefault(obs.dimension, Dimension())
+            observed = dimensions.get(name)
+            if observed is None:
+                observed = dimensions[name] = Dimension()
             observed.observe(obs, unsettled, now, stale=stale)
         if seen_any:
             self.learned = True
-            self.observed_seq = max(self.observed_seq, seq)
-        elif refund and reservation is not None:
-            for name, units in reservation.demand.units.items():
+            if seq > self.observed_seq:
+                self.observed_seq = seq
+        elif refund and reserved is not None:
+            for name, units in reserved.units.items():
                 dim = self.dimensions.get(name)
                 if dim is not None:
                     dim.credit(units, now)
@@ -334,10 +350,12 @@ class ScopeQuota:
         """The tightest dimension's share left, 0..1 (1.0 when nothing is known)."""
         least = 1.0
         for dim in self.dimensions.values():
-            if dim.known:
-                share = dim.headroom(now)
+            # `Dimension.headroom` of each known dimension, inlined: a rank needs it per grant.
+            limit = dim.limit
+            if dim.known and limit:
+                share = dim.available(now) / limit
                 if share < least:
-                    least = share
+                    least = 0.0 if share < 0.0 else share
         return least
 
     def seconds_to_exhaustion(self, now: float) -> float:
