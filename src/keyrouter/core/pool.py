@@ -419,12 +419,20 @@ class KeyPool:
             refusal = self._check_state(index, now)
             if refusal is None:
                 self._push_ready(index, now)
-                continue
-            self._out[index] = refusal
-            if refusal.retry_at is not None:
-                self._park(index, refusal.retry_at)
             else:
-                self._filed[index] = None  # permanent: out until the next rebuild
+                self._keep_out(index, refusal)
+
+    def _keep_out(self, index: int, refusal: Refusal) -> None:
+        """Park the key until `refusal.retry_at` (a parked key already due then keeps its
+        entry), or drop it until the next rebuild when it never recovers by itself."""
+        filed = self._filed
+        parked = filed[index] if index in self._out else None  # an out key's entry is parked
+        self._out[index] = refusal
+        until = refusal.retry_at
+        if until is None:
+            filed[index] = None  # permanent: out until the next rebuild
+        elif parked is None or parked[0] != until:
+            self._park(index, until)
 
     def _refresh_one(self, now: float, granted: int) -> None:
         """Re-file the next key in round-robin order, every `_refresh_every` grants: what a
@@ -437,7 +445,13 @@ class KeyPool:
         self._refresh_cursor = index + 1 if index + 1 < len(self.keys) else 0
         if index == granted:
             return
-        self._push_ready(index, now)
+        refusal = self._check_state(index, now) if index in self._out else None
+        if refusal is None:
+            self._push_ready(index, now)
+        else:
+            # Still out by its state (cooling, exhausted, invalid, a policy): it stays out,
+            # rather than go back to `_ready` for the next decision to take up and refuse.
+            self._keep_out(index, refusal)
         # Re-filing leaves the key's previous entry behind, stale: while the heaps hold more
         # entries than keys, sweep a few slots per refresh so they stay O(n) however long the
         # pool runs, with no pause to compact.
