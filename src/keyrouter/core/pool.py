@@ -145,6 +145,7 @@ class KeyPool:
         self._dearest = max(k.price_multiplier for k in self.keys) or 1.0
         self._best_rank: tuple[float, ...] = ()
         self._book = book
+        self._next_seq: Callable[[], int] = book._seq.__next__  # `book.next_seq`, one call less
         self._index_of = {key.id: index for index, key in enumerate(self.keys)}
         # The selection index (see `_scan`): heaps of (*rank, index) (flat: one tuple per
         # entry, not two) and (until, index). `_filed[index]` is the key's one live entry (in
@@ -516,11 +517,11 @@ class KeyPool:
             return Refusal(key.label, f"{state.value} ({health.reason})", permanent=True)
         scope_state = scope.health.effective_state(now)
         if scope_state is not KeyState.AVAILABLE:
-            return Refusal(
-                key.label,
-                f"scope {scope_state.value} ({scope.health.reason})",
-                scope.health.until,
-            )
+            reason, until = f"scope {scope_state.value} ({scope.health.reason})", scope.health.until
+            known = self._out.get(index) if self._out else None
+            if known is not None and known.retry_at == until and known.reason == reason:
+                return known  # the same refusal as last time (a refresh of a cooling key)
+            return Refusal(key.label, reason, until)
         return None
 
     def _candidate(self, index: int, now: float) -> Candidate:
@@ -542,7 +543,7 @@ class KeyPool:
 
     def _grant(self, index: int, demand: Demand, now: float) -> Lease:
         key, record = self.keys[index], self._records[index]
-        seq = self._book.next_seq()
+        seq = self._next_seq()
         health = record.health
         if health.state is not _AVAILABLE:
             health.on_pick(now)  # a half-open key lets its probe through

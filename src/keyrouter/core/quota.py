@@ -116,9 +116,16 @@ class Dimension:
         if units == 0:
             return
         if self.known:
-            self.level = self.available(now) - units
+            # `available`, inlined (as in `ScopeQuota.admits` and `headroom`): a grant debits
+            # every dimension of its scope.
+            level, rate, limit = self.level, self.rate, self.limit
+            if rate and now > self.as_of:
+                level += rate * (now - self.as_of)
+            if limit is not None and level > limit:
+                level = limit
+            self.level = level - units
             self.as_of = now
-        # `_note_consumption`, inlined: a debit is made for every dimension of every grant.
+        # The consumption rate, exponentially weighted (units per second).
         elapsed = now - self._consumed_as_of
         if elapsed > 0:
             self.consumed_rate *= 0.5 ** (elapsed / _EWMA_HALF_LIFE)
@@ -155,37 +162,25 @@ class Dimension:
             remaining = limit
         if stale and self.known and remaining - unsettled >= self.available(now):
             return
-        self._learn_rate(remaining, obs.reset_at, now)
+        if limit is not None:
+            # Learn the refill rate (inline: every dimension of every answer comes here).
+            deficit = limit - remaining
+            reset_at = obs.reset_at
+            if reset_at is not None and deficit >= 1.0 and reset_at > now:
+                # The bucket is full again at `reset_at`. `remaining` is floored, so the true
+                # level is a little higher and the true slope a little lower than this line's,
+                # but the line stays below the truth until both reach the limit at the reset:
+                # anchored at each answer, the prediction errs towards waiting.
+                observed = deficit / (reset_at - now)
+                # Small deficits say little (rounding dominates): weigh each by its size.
+                weight = min(1.0, deficit / max(1.0, 0.25 * limit))
+                rate = self.rate
+                self.rate = observed if rate is None else (rate + weight * (observed - rate))
+            elif self.rate is None:
+                self.rate = limit / DEFAULT_WINDOW_SECONDS
         self.level = remaining - unsettled
         self.as_of = now
         self.known = True
-
-    def _learn_rate(self, remaining: float, reset_at: float | None, now: float) -> None:
-        limit = self.limit
-        if limit is None:
-            return
-        deficit = limit - remaining
-        if reset_at is not None and deficit >= 1.0 and reset_at > now:
-            # The bucket is full again at `reset_at`. `remaining` is floored, so the true level
-            # is a little higher and the true slope a little lower than this line's, but the
-            # line stays below the truth until both reach the limit at the reset: anchored at
-            # each answer (see `observe`), the prediction errs towards waiting.
-            observed = deficit / (reset_at - now)
-            # Small deficits say little (rounding dominates): weigh each by its size.
-            weight = min(1.0, deficit / max(1.0, 0.25 * limit))
-            self.rate = (
-                observed if self.rate is None else (self.rate + weight * (observed - self.rate))
-            )
-        elif self.rate is None:
-            self.rate = limit / DEFAULT_WINDOW_SECONDS
-
-    def _note_consumption(self, units: float, now: float) -> None:
-        """Exponentially weighted consumption rate (units per second)."""
-        elapsed = now - self._consumed_as_of
-        if elapsed > 0:
-            self.consumed_rate *= 0.5 ** (elapsed / _EWMA_HALF_LIFE)
-            self._consumed_as_of = now
-        self.consumed_rate += units * _EWMA_GAIN
 
     def seconds_to_exhaustion(self, now: float) -> float:
         """At the recent consumption rate, how long until this dimension runs dry."""
@@ -240,12 +235,22 @@ class ScopeQuota:
         units_of = demand.units
         for name, dim in self.dimensions.items():
             units = units_of.get(name, 0.0)
-            if units:
-                if units < dim.available(now):
-                    continue  # what `seconds_until` says first, without the call
-                needed = dim.seconds_until(units, now)
-                if needed > wait:
-                    wait = needed
+            if not units:
+                continue
+            if dim.known:
+                # `seconds_until` says 0.0 first for units that are `available`: both inlined.
+                level, rate, limit = dim.level, dim.rate, dim.limit
+                if rate and now > dim.as_of:
+                    level += rate * (now - dim.as_of)
+                if limit is not None and level > limit:
+                    level = limit
+                if units < level:
+                    continue
+            elif units < math.inf:
+                continue
+            needed = dim.seconds_until(units, now)
+            if needed > wait:
+                wait = needed
         return wait
 
     def reserve(self, seq: int, demand: Demand, now: float) -> None:
@@ -353,7 +358,10 @@ class ScopeQuota:
             # `Dimension.headroom` of each known dimension, inlined: a rank needs it per grant.
             limit = dim.limit
             if dim.known and limit:
-                share = dim.available(now) / limit
+                level, rate = dim.level, dim.rate
+                if rate and now > dim.as_of:
+                    level += rate * (now - dim.as_of)
+                share = (limit if level > limit else level) / limit
                 if share < least:
                     least = 0.0 if share < 0.0 else share
         return least
