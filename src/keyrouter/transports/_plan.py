@@ -119,12 +119,14 @@ class Plan:
         now = self.route.clock()
         decision = self._select(now)
         self.last_decision = decision
-        if decision.lease is not None:
-            self._leave_queue()
+        lease = decision.lease
+        if lease is not None:
+            if self._ticket is not None:
+                self._leave_queue()
             self.attempts += 1
             if self._failed is not None or self.pool.book.listeners.routine():
-                self._emit(decision, decision.lease, now)
-            return decision.lease
+                self._emit(decision, lease, now)
+            return lease
         if decision.queued or decision.waiting_for_probe:
             wake = now + self.route.settings.poll_interval  # a fallback: the pool wakes us
         elif decision.retry_at is not None:

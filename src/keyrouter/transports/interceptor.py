@@ -42,31 +42,36 @@ def _read_timeout(request: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _replay_body(request: Any) -> bytes | None:
-    """The body to send on every attempt, or None if it is too large to hold for a resend.
+def _sdk_body(request: Any) -> bytes | None:
+    """The body as the SDK built it, if it is already in memory (None: a streamed body).
 
     An SDK builds its requests from bytes, which httpx and httpx2 keep on the request
-    (`_content`): taken as is, with no header lookup. A streamed body of unknown or modest
-    size is read into memory once.
+    (`_content`): taken as is, with no header lookup and no call into the HTTP library.
     """
     content = getattr(request, "_content", None)
-    if isinstance(content, bytes):
-        return content
+    return content if isinstance(content, bytes) else None
+
+
+def _too_large_to_replay(request: Any) -> bool:
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES:
-        return None
-    return bytes(request.read())
+    return bool(length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES)
+
+
+def _replay_body(request: Any) -> bytes | None:
+    """The body to send on every attempt, or None if it is too large to hold for a resend
+    (a streamed body of unknown or modest size is read into memory once)."""
+    body = _sdk_body(request)
+    if body is not None:
+        return body
+    return None if _too_large_to_replay(request) else bytes(request.read())
 
 
 async def _replay_body_async(request: Any) -> bytes | None:
-    """`_replay_body` for an async request (a streamed body is read with `aread`)."""
-    content = getattr(request, "_content", None)
-    if isinstance(content, bytes):
-        return content
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES:
-        return None
-    return bytes(await request.aread())
+    """`_replay_body` for an async request."""
+    body = _sdk_body(request)
+    if body is not None:
+        return body
+    return None if _too_large_to_replay(request) else bytes(await request.aread())
 
 
 def _start(
@@ -251,11 +256,13 @@ class SyncInterceptor(_Interceptor):
                 status = response.status_code
                 error_body = _read_error_sync(response) if status >= 400 else b""
                 if plan.record_response(step, status, _plain(response.headers), error_body):
-                    _close_sync(last)
+                    if last is not None:
+                        last.close()
                     if plan.creates_resource and status < 300 and _is_json(response):
                         plan.learn_resource(step, response.read())
                     return _metered(plan, step, response, is_async=False)
-                _close_sync(last)
+                if last is not None:
+                    last.close()
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
@@ -283,7 +290,9 @@ class AsyncInterceptor(_Interceptor):
     async def __call__(self, request: Any) -> Any:
         route = self.route
         original = route.wire.credential(request.headers)
-        body = await _replay_body_async(request)
+        body = _sdk_body(request)
+        if body is None:
+            body = await _replay_body_async(request)
         waiter = AsyncWaiter()
         plan = _start(route, request, original, body, waiter)
         if plan is None:
@@ -310,11 +319,13 @@ class AsyncInterceptor(_Interceptor):
                 status = response.status_code
                 error_body = await _read_error_async(response) if status >= 400 else b""
                 if plan.record_response(step, status, _plain(response.headers), error_body):
-                    await _close_async(last)
+                    if last is not None:
+                        await last.aclose()
                     if plan.creates_resource and status < 300 and _is_json(response):
                         plan.learn_resource(step, await response.aread())
                     return _metered(plan, step, response, is_async=True)
-                await _close_async(last)
+                if last is not None:
+                    await last.aclose()
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
@@ -389,16 +400,6 @@ async def _read_error_async(response: Any) -> bytes:
     except Exception:
         _log.debug("could not read an error body", exc_info=True)
         return b""
-
-
-def _close_sync(response: Any | None) -> None:
-    if response is not None:
-        response.close()
-
-
-async def _close_async(response: Any | None) -> None:
-    if response is not None:
-        await response.aclose()
 
 
 # -- installing on a transport instance ------------------------------------------------------
