@@ -624,9 +624,12 @@ class KeyPool:
         lease: Lease,
         outcome: Outcome,
         now: float,
-        observations: Sequence[LimitObservation] = (),
+        observations: Sequence[LimitObservation] | None = (),
     ) -> None:
-        """Feed one attempt's outcome back: key health, scope health, quota, counters."""
+        """Feed one attempt's outcome back: key health, scope health, quota, counters.
+
+        `observations` is None when the answer's limit headers were left unread (the scope
+        is roomy: see `reads_answer`), which is not the same as an answer that has none."""
         book = self._book
         kind = outcome.kind
         key = lease.key
@@ -672,8 +675,8 @@ class KeyPool:
             refund = kind is OutcomeKind.RATE_LIMITED or (
                 kind is OutcomeKind.SERVER_ERROR and outcome.status is None
             )
-            quota.settle(lease.seq, observations, now, refund=refund)
-            if not observations:
+            quota.settle(lease.seq, observations or (), now, refund=refund)
+            if observations is not None and not observations:
                 if kind is _SUCCESS:
                     quota.mark_headerless()
                     quota.note_headerless_success(now)
@@ -700,6 +703,14 @@ class KeyPool:
             self._wake_head()
         if emit:
             book.listeners.emit(emit)
+
+    def reads_answer(self, lease: Lease, now: float) -> bool:
+        """Whether the limit headers of a successful answer to `lease` are worth parsing (see
+        `ScopeQuota.reads_answer`); a pool whose state is shared through a store reads all."""
+        if self._book.store is not None:
+            return True
+        scope = self._book.scopes.get(lease.scope_id)
+        return scope is None or scope.quota.reads_answer(now)
 
     def abandon(self, lease: Lease, now: float) -> None:
         """The attempt ended with no answer about the key (cancelled, closed early)."""

@@ -27,6 +27,10 @@ __all__ = [
 DEFAULT_WINDOW_SECONDS = 60.0
 """OpenAI and Anthropic state limits per minute; used until a reset reveals the real rate."""
 
+READ_INTERVAL = 0.05
+"""Seconds a roomy scope's answers may go unread (see `ScopeQuota.reads_answer`)."""
+ROOMY_SHARE = 0.5
+"""Above this share left in every dimension, a scope is roomy."""
 _EWMA_HALF_LIFE = 10.0
 _EWMA_GAIN = math.log(2) / _EWMA_HALF_LIFE
 _AIMD_DECREASE = 0.5
@@ -221,11 +225,24 @@ class ScopeQuota:
     """The latest-granted request whose answer the estimate adopted (see `settle`)."""
     _successes: deque[float] | None = None
     """Recent success times of a headerless scope (made on first use: most scopes never are)."""
+    next_read: float = 0.0
+    """Until this time a successful answer's limit headers may go unread (`reads_answer`)."""
 
     @property
     def gated(self) -> bool:
         """Limits unknown yet: requests go out one probe at a time."""
         return not self.learned and not self.headerless
+
+    def reads_answer(self, now: float) -> bool:
+        """Whether a successful answer's limit headers are worth parsing now.
+
+        Always until the scope's limits are learned, and on every answer while some dimension
+        has half or less of its limit left. With more left, the estimate (each request debits
+        its reservation, refills run at the learned rate) needs no correction for a while:
+        headers are read at most every `READ_INTERVAL` seconds, and a busy, roomy scope is
+        spared parsing them on nearly every answer. Errors are always read.
+        """
+        return not self.learned or now >= self.next_read
 
     def admits(self, demand: Demand, now: float) -> float:
         """Seconds until `demand` fits (0.0 means it can go now)."""
@@ -297,6 +314,8 @@ class ScopeQuota:
             self.learned = True
             if seq > self.observed_seq:
                 self.observed_seq = seq
+            roomy = self.headroom(now) > ROOMY_SHARE
+            self.next_read = now + READ_INTERVAL if roomy else now
         elif refund and reserved is not None:
             for name, units in reserved.units.items():
                 dim = self.dimensions.get(name)

@@ -29,6 +29,7 @@ _WAKE_MARGIN = 0.002
 _SHARED_REFUSALS = 4
 """Picks the shared store may refuse in a row before the request waits briefly instead."""
 _SHARED_RECHECK = 0.01
+_NO_HEADERS: Mapping[str, str] = {}
 _EXCLUDE_AFTER = frozenset(
     {
         OutcomeKind.SERVER_ERROR,
@@ -140,22 +141,32 @@ class Plan:
             self._ticket = self.pool.enqueue(self.waker.wake)
         return Sleep(max(0.0, wake - now))
 
+    def reads_headers(self, lease: Lease, status: int) -> bool:
+        """Whether `record_response` needs the answer's headers: errors always, successes
+        only when the pool wants their limits (not on most answers of a roomy scope)."""
+        return status >= 400 or self.pool.reads_answer(lease, self.route.clock())
+
     def record_response(
-        self, lease: Lease, status: int, headers: Mapping[str, str], body: bytes
+        self, lease: Lease, status: int, headers: Mapping[str, str] | None, body: bytes
     ) -> bool:
         """Learn from a response; True if it goes to the SDK, False to try another key.
 
         `headers` should be a plain mapping with lowercase names (an HTTP library's header
-        object looks names up far more slowly, and the wire reads a dozen of them).
+        object looks names up far more slowly, and the wire reads a dozen of them), or None
+        for a success whose headers `reads_headers` said to leave unread.
         """
         now = self.route.clock()
         wire = self.route.wire
-        outcome = wire.classify(status, headers, body, now)
-        observations = wire.observations(headers, now)
+        if headers is None:
+            outcome = wire.classify(status, _NO_HEADERS, body, now)
+            observations = None
+        else:
+            outcome = wire.classify(status, headers, body, now)
+            observations = wire.observations(headers, now)
         pool = self.pool
         pool.settle(lease, outcome, now, observations)
         if pool.book.store is not None:
-            self._publish(lease, outcome, observations, now)
+            self._publish(lease, outcome, observations or (), now)
         if not outcome.kind.fails_over:
             return True
         self._note_failure(lease, outcome)

@@ -255,7 +255,8 @@ class SyncInterceptor(_Interceptor):
                     continue
                 status = response.status_code
                 error_body = _read_error_sync(response) if status >= 400 else b""
-                if plan.record_response(step, status, _plain(response.headers), error_body):
+                headers = _plain(response.headers) if plan.reads_headers(step, status) else None
+                if plan.record_response(step, status, headers, error_body):
                     if last is not None:
                         last.close()
                     if plan.creates_resource and status < 300 and _is_json(response):
@@ -318,7 +319,8 @@ class AsyncInterceptor(_Interceptor):
                     continue
                 status = response.status_code
                 error_body = await _read_error_async(response) if status >= 400 else b""
-                if plan.record_response(step, status, _plain(response.headers), error_body):
+                headers = _plain(response.headers) if plan.reads_headers(step, status) else None
+                if plan.record_response(step, status, headers, error_body):
                     if last is not None:
                         await last.aclose()
                     if plan.creates_resource and status < 300 and _is_json(response):
