@@ -97,3 +97,10 @@ def test_no_key_error_is_json_with_the_message() -> None:
     assert status == 401
     assert b"keyrouter: none" in body
     assert GenericWire("wx").no_key_error(OutcomeKind.RATE_LIMITED, "x")[0] == 429
+
+
+def test_a_spent_quota_may_say_weeks_where_a_rate_limit_may_not() -> None:
+    wire = GenericWire("wx", statuses=statuses_from({402: "quota_exhausted"}))
+    ten_days = {"retry-after": str(10 * 86_400)}
+    assert wire.classify(402, ten_days, b"", NOW).retry_at == pytest.approx(NOW + 10 * 86_400)
+    assert wire.classify(429, ten_days, b"", NOW).retry_at is None, "no 10-day cooldown"

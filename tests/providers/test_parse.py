@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keyrouter.providers._parse import (
+    MAX_COOLDOWN_SECONDS,
     MAX_WAIT_SECONDS,
     parse_count,
     parse_go_duration,
@@ -64,6 +65,17 @@ def test_retry_after_prefers_milliseconds_then_seconds_then_http_date() -> None:
     assert parse_retry_after("soon", None, now) is None
     assert parse_retry_after(str(10**12), None, now) is None
     assert parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT", None, now) is None  # not a month
+
+
+def test_a_rate_limit_cooldown_beyond_a_day_is_refused_as_nonsense() -> None:
+    now = 1_700_000_000.0
+    a_day = MAX_COOLDOWN_SECONDS
+    assert parse_retry_after(str(int(a_day)), None, now) == a_day
+    assert parse_retry_after(str(int(a_day) + 1), None, now) is None
+    assert parse_retry_after(None, str(int(a_day * 1000) + 1000), now) is None
+    assert parse_retry_after("Thu, 16 Nov 2023 22:13:20 GMT", None, now) is None  # in 2 days
+    # A caller reading a spent quota's reset believes up to a month.
+    assert parse_retry_after(str(int(a_day) * 10), None, now, MAX_WAIT_SECONDS) == a_day * 10
 
 
 text = st.one_of(st.text(max_size=200), st.from_regex(r"[0-9hmsu.µ\-]{0,20}", fullmatch=True))

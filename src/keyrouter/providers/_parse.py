@@ -21,6 +21,7 @@ from email.utils import parsedate_to_datetime
 from keyrouter.core.quota import LimitObservation
 
 __all__ = [
+    "MAX_COOLDOWN_SECONDS",
     "MAX_WAIT_SECONDS",
     "HeaderFamily",
     "HeaderName",
@@ -45,6 +46,9 @@ _log = logging.getLogger("keyrouter")
 
 MAX_WAIT_SECONDS = 86_400.0 * 31
 """Longest reset we believe (a monthly spend limit); anything beyond is treated as nonsense."""
+MAX_COOLDOWN_SECONDS = 86_400.0
+"""Longest `retry-after` believed for a rate limit: a server that says to come back in more
+than a day is not describing a rate limit (a spent quota says so by its error code)."""
 
 _MAX_TEXT = 64
 _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
@@ -129,15 +133,24 @@ def parse_rfc3339(value: str | None) -> float | None:
 
 
 def parse_retry_after(
-    retry_after: str | None, retry_after_ms: str | None, now_epoch: float
+    retry_after: str | None,
+    retry_after_ms: str | None,
+    now_epoch: float,
+    longest: float = MAX_COOLDOWN_SECONDS,
 ) -> float | None:
-    """Seconds to wait, from `retry-after-ms`, else `retry-after` (seconds or an HTTP date)."""
+    """Seconds to wait, from `retry-after-ms`, else `retry-after` (seconds or an HTTP date).
+
+    A wait beyond `longest` (a day, for a rate limit's cooldown) is refused as nonsense: one
+    bad header must not park a key for weeks."""
     millis = parse_count(retry_after_ms)
-    if millis is not None and millis / 1000 <= MAX_WAIT_SECONDS:
+    if millis is not None and millis / 1000 <= longest:
         return millis / 1000
     seconds = parse_count(retry_after)
     if seconds is not None:
-        return seconds if seconds <= MAX_WAIT_SECONDS else None
+        if seconds > longest:
+            _ignored("retry-after", retry_after)
+            return None
+        return seconds
     if retry_after is None or len(retry_after) > _MAX_TEXT:
         return None
     try:
@@ -148,7 +161,7 @@ def parse_retry_after(
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     wait = moment.timestamp() - now_epoch
-    if wait > MAX_WAIT_SECONDS:
+    if wait > longest:
         _ignored("retry-after", retry_after)  # like a number of seconds that large: nonsense
         return None
     return max(0.0, wait)

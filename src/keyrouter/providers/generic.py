@@ -23,7 +23,12 @@ from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Demand, LimitObservation
 from keyrouter.errors import ConfigError
 from keyrouter.providers._errors import annotated
-from keyrouter.providers._parse import MAX_WAIT_SECONDS, parse_count, parse_retry_after
+from keyrouter.providers._parse import (
+    MAX_COOLDOWN_SECONDS,
+    MAX_WAIT_SECONDS,
+    parse_count,
+    parse_retry_after,
+)
 from keyrouter.providers.base import Headers, MutableHeaders, success
 
 __all__ = ["DEFAULT_STATUSES", "GenericWire", "statuses_from"]
@@ -112,7 +117,7 @@ class GenericWire:
         kind = self.statuses.get(status, OutcomeKind.REQUEST_ERROR)
         retry_at = None
         if kind in (OutcomeKind.RATE_LIMITED, OutcomeKind.QUOTA_EXHAUSTED):
-            retry_at = _retry_at(headers, now)
+            retry_at = _retry_at(headers, now, spent=kind is OutcomeKind.QUOTA_EXHAUSTED)
         return Outcome(kind, status, f"http_{status}", retry_at)
 
     def no_key_error(self, kind: OutcomeKind, message: str) -> tuple[int, bytes]:
@@ -124,9 +129,13 @@ class GenericWire:
         return annotated(body, note)
 
 
-def _retry_at(headers: Headers, now: float) -> float | None:
-    """`retry-after`, else the reset of a spent rate-limit window."""
-    wait = parse_retry_after(headers.get("retry-after"), headers.get("retry-after-ms"), now)
+def _retry_at(headers: Headers, now: float, *, spent: bool) -> float | None:
+    """`retry-after`, else the reset of a spent rate-limit window. A `spent` quota may say to
+    come back in weeks; a rate limit's cooldown is believed up to a day."""
+    longest = MAX_WAIT_SECONDS if spent else MAX_COOLDOWN_SECONDS
+    wait = parse_retry_after(
+        headers.get("retry-after"), headers.get("retry-after-ms"), now, longest
+    )
     if wait is not None:
         return now + wait
     found = _rate_limit(headers, now)
