@@ -93,6 +93,7 @@ def rounds(makers: dict[str, Maker], args: argparse.Namespace) -> dict[str, list
                 if index:
                     rates[name].append(rate)
     finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     return rates
 

@@ -177,6 +177,7 @@ def bench(pool_size: int, args: argparse.Namespace) -> list[list[object]]:
                     rows.append(row)
         finally:
             keyrouter.unpatch()
+            loop.run_until_complete(loop.shutdown_asyncgens())  # streams' generators, closed
             loop.close()
     return rows
 
