@@ -438,27 +438,32 @@ class KeyPool:
     def _refresh_one(self, now: float, granted: int) -> None:
         """Re-file the next key in round-robin order, every `_refresh_every` grants: what a
         full `_rebuild` does for every key, a slice per grant (at 100,000 keys a full re-rank
-        paused a pick for ~0.2 s). A ready key whose rank did not move keeps its entry, and
-        the key being `granted` is skipped: its grant files it anew (keys granted in turn
-        often meet the cursor)."""
+        paused a pick for ~0.2 s). A ready key whose rank did not move keeps its entry, a key
+        still out by its state stays out, and the key being `granted` is skipped: its grant
+        files it anew (keys granted in turn often meet the cursor)."""
         self._picks_to_refresh = self._refresh_every
-        index = self._refresh_cursor
-        self._refresh_cursor = index + 1 if index + 1 < len(self.keys) else 0
-        if index == granted:
-            return
-        refusal = self._check_state(index, now) if index in self._out else None
-        if refusal is None:
-            self._push_ready(index, now)
-        else:
-            # Still out by its state (cooling, exhausted, invalid, a policy): it stays out,
-            # rather than go back to `_ready` for the next decision to take up and refuse.
-            self._keep_out(index, refusal)
+        ready, parked, filed = self._ready, self._parked, self._filed
         # Re-filing leaves the key's previous entry behind, stale: while the heaps hold more
         # entries than keys, sweep a few slots per refresh so they stay O(n) however long the
         # pool runs, with no pause to compact.
-        if len(self._ready) + len(self._parked) > len(self.keys):
-            self._sweep_ready = _sweep(self._ready, self._sweep_ready, self._filed)
-            self._sweep_parked = _sweep(self._parked, self._sweep_parked, self._filed)
+        if len(ready) + len(parked) > len(filed):
+            self._sweep_ready = _sweep(ready, self._sweep_ready, filed)
+            self._sweep_parked = _sweep(parked, self._sweep_parked, filed)
+        index = self._refresh_cursor
+        self._refresh_cursor = index + 1 if index + 1 < len(filed) else 0
+        if index == granted:
+            return
+        out = self._out
+        if out and index in out:
+            refusal = self._check_state(index, now)
+            if refusal is not None:
+                # Still out by its state (cooling, exhausted, invalid, a policy): it stays out,
+                # rather than go back to `_ready` for the next decision to take up and refuse.
+                self._keep_out(index, refusal)
+                return
+        elif filed[index] == self._entry(index, now):
+            return  # filed in `_ready` by the rank it has
+        self._push_ready(index, now)
 
     def _rebuild(self, now: float) -> None:
         """Re-rank every key: at the first pick, after a reset of the book, after adopting a
