@@ -695,8 +695,14 @@ class KeyPool:
                 after_scope = scope_health.effective_state(now)
             moved = after_key is not before_key or after_scope is not before_scope
             changed = moved or was_gated or kind is not _SUCCESS
-            if changed or self._out:  # else `_reindex` would find nothing to re-file
-                self._reindex(lease, now, changed=changed)
+            if changed:
+                self._reindex(lease, now, changed=True)
+            elif self._out:  # only keys out may need re-filing after a plain success
+                out = self._out
+                for member in self._scope_members.get(lease.scope_id, ()):
+                    if member in out:
+                        self._reindex(lease, now, changed=False)
+                        break
             if moved or book.listeners:  # nothing to tell otherwise: a plain success stays cheap
                 events: list[Event] = []
                 self._note_changes(lease, record, scope, before_key, before_scope, now, events)
