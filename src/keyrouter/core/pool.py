@@ -507,27 +507,31 @@ class KeyPool:
 
         Without a `demand` only what does not depend on the request is checked.
         """
-        key, record, scope = self.keys[index], self._records[index], self._scopes[index]
+        record = self._records[index]
         if self._gate.active:
             refusal = self._gate.refusal(index, demand, record.stats.in_flight, now)
             if refusal is not None:
                 return refusal
         health = record.health
-        if not health.usable(now):
+        if health.state is not _AVAILABLE and not health.usable(now):  # (available: usable)
+            key = self.keys[index]
             state = health.effective_state(now)
             if state is KeyState.HALF_OPEN:
                 return Refusal(key.label, "circuit half-open: a probe is in flight", now + 0.05)
             if math.isfinite(health.until):
                 return Refusal(key.label, f"{state.value} ({health.reason})", health.until)
             return Refusal(key.label, f"{state.value} ({health.reason})", permanent=True)
-        scope_state = scope.health.effective_state(now)
-        if scope_state is not KeyState.AVAILABLE:
-            reason, until = f"scope {scope_state.value} ({scope.health.reason})", scope.health.until
-            known = self._out.get(index) if self._out else None
-            if known is not None and known.retry_at == until and known.reason == reason:
-                return known  # the same refusal as last time (a refresh of a cooling key)
-            return Refusal(key.label, reason, until)
-        return None
+        scope_health = self._scopes[index].health
+        if scope_health.state is _AVAILABLE:
+            return None
+        scope_state = scope_health.effective_state(now)
+        if scope_state is _AVAILABLE:
+            return None
+        reason, until = f"scope {scope_state.value} ({scope_health.reason})", scope_health.until
+        known = self._out.get(index) if self._out else None
+        if known is not None and known.retry_at == until and known.reason == reason:
+            return known  # the same refusal as last time (a refresh of a cooling key)
+        return Refusal(self.keys[index].label, reason, until)
 
     def _candidate(self, index: int, now: float) -> Candidate:
         record, scope, key = self._records[index], self._scopes[index], self.keys[index]
