@@ -29,6 +29,9 @@ def _clean_keyrouter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     keyrouter.unpatch()
     default_book().reset()
+    listeners = default_book().listeners
+    before = list(listeners._callbacks)
     yield
     keyrouter.unpatch()
     default_book().reset()
+    listeners._callbacks[:] = before  # a listener a test added and left does not outlive it

@@ -87,3 +87,38 @@ def test_a_pool_sharing_its_state_through_a_store_reads_every_answer() -> None:
     assert not pool.reads_answer(again, 0.01)
     book.store = object()  # type: ignore[assignment]  # any store: other processes read too
     assert pool.reads_answer(again, 0.01)
+
+
+def learned_pool(*, roomy: bool) -> KeyPool:
+    pool = KeyPool([Key("sk-read-0000000000000000000003")], book=StateBook())
+    lease = pool.select(DEMAND, 0.0).lease
+    assert lease is not None
+    pool.settle(lease, SUCCESS, 0.0, answer(1000, 999 if roomy else 300, 0.0))
+    return pool
+
+
+def test_a_pool_takes_demand_bounds_only_where_its_next_key_has_room_to_spare() -> None:
+    fresh = KeyPool([Key("sk-read-0000000000000000000004")], book=StateBook())
+    assert not fresh.takes_bounds(0.0), "limits not learned yet"
+    assert learned_pool(roomy=True).takes_bounds(0.01)
+    assert not learned_pool(roomy=False).takes_bounds(0.01), "30% left: estimates only"
+
+
+def test_a_pool_whose_requests_are_read_by_someone_takes_no_bounds() -> None:
+    pool = learned_pool(roomy=True)
+    remove = pool.book.listeners.add(lambda event: None)
+    assert not pool.takes_bounds(0.01), "per-call events name the request's model"
+    remove()
+    assert pool.takes_bounds(0.01)
+    pool.book.store = object()  # type: ignore[assignment]
+    assert not pool.takes_bounds(0.01), "a shared store gets the estimate"
+
+
+def test_a_pool_with_a_model_policy_takes_no_bounds() -> None:
+    pool = KeyPool(
+        [Key("sk-read-0000000000000000000005", allow_models=["gpt-4o*"])], book=StateBook()
+    )
+    lease = pool.select(Demand({"requests": 1.0}, "gpt-4o"), 0.0).lease
+    assert lease is not None
+    pool.settle(lease, SUCCESS, 0.0, answer(1000, 999, 0.0))
+    assert not pool.takes_bounds(0.01)

@@ -120,6 +120,9 @@ class AnthropicWire:
             model_name(parsed.get("model")),
         )
 
+    def demand_bound(self, method: str, path: str, body: bytes) -> Demand | None:
+        return None  # no cheaper reading of this API's bodies: the estimate serves
+
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
         return observed_limits(headers, now, _FAMILIES, _resets(headers, now))
 

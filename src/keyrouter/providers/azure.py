@@ -36,9 +36,17 @@ class AzureWire(OpenAIWire):
         headers[self.auth_header] = secret
 
     def estimate_demand(self, method: str, path: str, body: bytes) -> Demand:
-        demand = super().estimate_demand(method, path, body)
-        deployment = deployment_in_path(path)
-        return demand if deployment is None else replace(demand, model=deployment)
+        return _deployed(path, super().estimate_demand(method, path, body))
+
+    def demand_bound(self, method: str, path: str, body: bytes) -> Demand | None:
+        bound = super().demand_bound(method, path, body)
+        return None if bound is None else _deployed(path, bound)
+
+
+def _deployed(path: str, demand: Demand) -> Demand:
+    """`demand` for the deployment the path names (its model), if it names one."""
+    deployment = deployment_in_path(path)
+    return demand if deployment is None else replace(demand, model=deployment)
 
 
 _DEPLOYMENTS = "/deployments/"

@@ -36,6 +36,12 @@ class Wire(Protocol):
         """What the request will draw from each rate-limit dimension."""
         ...
 
+    def demand_bound(self, method: str, path: str, body: bytes) -> Demand | None:
+        """At least `estimate_demand`'s answer, worked out more cheaply (without parsing the
+        body), or None when only the estimate will do. A pool whose next key has room to
+        spare reserves the bound: a little more than the estimate, never less."""
+        ...
+
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
         """Rate-limit state the response reports (empty when it reports none)."""
         ...

@@ -199,6 +199,9 @@ class GeminiWire:
             {"requests": 1.0, "tokens": max(1.0, round(prompt + output))}, model_in_path(path)
         )
 
+    def demand_bound(self, method: str, path: str, body: bytes) -> Demand | None:
+        return None  # no cheaper reading of this API's bodies: the estimate serves
+
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
         return ()  # Gemini reports no limits in headers
 

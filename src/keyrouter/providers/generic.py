@@ -107,6 +107,9 @@ class GenericWire:
     def estimate_demand(self, method: str, path: str, body: bytes) -> Demand:
         return _REQUEST
 
+    def demand_bound(self, method: str, path: str, body: bytes) -> Demand | None:
+        return None  # no cheaper reading of this API's bodies: the estimate serves
+
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
         found = _rate_limit(headers, now)
         return (found,) if found is not None else ()

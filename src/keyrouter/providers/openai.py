@@ -9,6 +9,7 @@ says the money is gone (`insufficient_quota` and kin), which no waiting fixes.
 from __future__ import annotations
 
 import json
+import re
 from typing import Final
 
 from keyrouter.core.outcome import Outcome, OutcomeKind
@@ -43,6 +44,14 @@ _DEFAULT_OUTPUT_TOKENS: Final = 256.0
 _OUTPUT_FIELDS: Final = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 _PROMPT_FIELDS: Final = ("messages", "input", "prompt", "instructions", "tools")
 _BEARER: Final = "bearer "
+_BOUND_MAX_BYTES: Final = 4096
+"""Larger bodies are parsed: the bound would overstate their text by more than it saves."""
+_BOUND_REFUSING: Final = re.compile(
+    b"data:|" + b"|".join(f'"{name}"'.encode() for name in (*_OUTPUT_FIELDS, "n"))
+)
+"""What only a parse can price: inline media, an output cap, several choices."""
+_MODEL: Final = re.compile(rb'"model":\s*"([^"\\]{1,256})"')
+_ONE_REQUEST: Final = Demand({"requests": 1.0})
 
 
 def error_fields(body: bytes) -> tuple[str, str, str]:
@@ -88,6 +97,23 @@ class OpenAIWire:
             {"requests": 1.0, "tokens": tokens if tokens >= 1 else 1.0},
             model_name(parsed.get("model")),
         )
+
+    def demand_bound(self, method: str, path: str, body: bytes) -> Demand | None:
+        """At least what `estimate_demand` would say, read off the raw body without parsing it,
+        or None when the body has to be parsed (not small, inline media, an output cap, `n`).
+
+        Every character of the text the estimate counts takes at least one byte of the body,
+        so a quarter of the body's length bounds the prompt; with no output cap and no `n`
+        in it, the output is the default for certain.
+        """
+        if method != "POST":
+            return _ONE_REQUEST
+        if len(body) > _BOUND_MAX_BYTES or body[:1] != b"{" or _BOUND_REFUSING.search(body):
+            return None
+        output = 0.0 if path.endswith("/embeddings") else _DEFAULT_OUTPUT_TOKENS
+        found = _MODEL.findall(body)
+        model = found[0].decode("utf-8", "replace") if len(found) == 1 else None
+        return Demand({"requests": 1.0, "tokens": round(len(body) / 4 + output)}, model)
 
     def observations(self, headers: Headers, now: float) -> tuple[LimitObservation, ...]:
         return observed_limits(headers, now, _FAMILIES, _go_reset(now))

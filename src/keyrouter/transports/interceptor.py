@@ -88,7 +88,12 @@ def _start(
         return _NO_POOL if credential in (None, PLACEHOLDER_CREDENTIAL) else None
     path = request.url.path
     sent = b"" if body is None else body
-    demand = route.wire.estimate_demand(request.method, path, sent)
+    method = request.method
+    demand = None
+    if pool.takes_bounds(route.clock()):
+        demand = route.wire.demand_bound(method, path, sent)
+    if demand is None:
+        demand = route.wire.estimate_demand(method, path, sent)
     if pool.spending is not None:
         from keyrouter.transports._metering import before_sending  # only metered pools
 
@@ -100,7 +105,7 @@ def _start(
         resources = named_resources(path, sent)
         if resources:
             plan.pin_to_owner(resources)
-    plan.creates_resource = creates_resource(request.method, path)
+    plan.creates_resource = creates_resource(method, path)
     if body is None:
         plan.max_attempts = 1
     return plan
