@@ -99,19 +99,19 @@ def learned_pool(*, roomy: bool) -> KeyPool:
 
 def test_a_pool_takes_demand_bounds_only_where_its_next_key_has_room_to_spare() -> None:
     fresh = KeyPool([Key("sk-read-0000000000000000000004")], book=StateBook())
-    assert not fresh.takes_bounds(0.0), "limits not learned yet"
-    assert learned_pool(roomy=True).takes_bounds(0.01)
-    assert not learned_pool(roomy=False).takes_bounds(0.01), "30% left: estimates only"
+    assert not fresh.takes_bounds(), "limits not learned yet"
+    assert learned_pool(roomy=True).takes_bounds()
+    assert not learned_pool(roomy=False).takes_bounds(), "30% left: estimates only"
 
 
 def test_a_pool_whose_requests_are_read_by_someone_takes_no_bounds() -> None:
     pool = learned_pool(roomy=True)
     remove = pool.book.listeners.add(lambda event: None)
-    assert not pool.takes_bounds(0.01), "per-call events name the request's model"
+    assert not pool.takes_bounds(), "per-call events name the request's model"
     remove()
-    assert pool.takes_bounds(0.01)
+    assert pool.takes_bounds()
     pool.book.store = object()  # type: ignore[assignment]
-    assert not pool.takes_bounds(0.01), "a shared store gets the estimate"
+    assert not pool.takes_bounds(), "a shared store gets the estimate"
 
 
 def test_a_pool_with_a_model_policy_takes_no_bounds() -> None:
@@ -121,4 +121,4 @@ def test_a_pool_with_a_model_policy_takes_no_bounds() -> None:
     lease = pool.select(Demand({"requests": 1.0}, "gpt-4o"), 0.0).lease
     assert lease is not None
     pool.settle(lease, SUCCESS, 0.0, answer(1000, 999, 0.0))
-    assert not pool.takes_bounds(0.01)
+    assert not pool.takes_bounds()

@@ -727,12 +727,13 @@ class KeyPool:
         scope = self._book.scopes.get(lease.scope_id)
         return scope is None or scope.quota.reads_answer(now)
 
-    def takes_bounds(self, now: float) -> bool:
+    def takes_bounds(self) -> bool:
         """Whether a request may reserve an upper bound of its demand instead of its estimate
         (see `Wire.demand_bound`): nothing reads the request itself (no policy, no budget, no
         listener for per-call events, no shared store), and the key the pool would pick next
-        belongs to a roomy scope (`ScopeQuota.reads_answer`), where a few tokens reserved too
-        many cannot keep any request waiting. Read without the lock: a key picked by another
+        belonged to a roomy scope at its last answer read (`ScopeQuota.roomy`: answers are
+        read at least every `READ_INTERVAL` while it is), where a few tokens reserved too many
+        cannot keep any request waiting. Read without the lock: a key picked by another
         caller meanwhile only makes the reservation a little more cautious than it needed to be.
         """
         book = self._book
@@ -747,8 +748,9 @@ class KeyPool:
         ready = self._ready
         if not ready or self._index_generation != book.generation:
             return False
-        index = ready[0][-1]
-        return not self._scopes[index].quota.reads_answer(now)
+        index: int = ready[0][-1]
+        quota = self._scopes[index].quota
+        return quota.learned and quota.roomy
 
     def abandon(self, lease: Lease, now: float) -> None:
         """The attempt ended with no answer about the key (cancelled, closed early)."""

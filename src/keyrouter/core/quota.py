@@ -227,6 +227,8 @@ class ScopeQuota:
     """Recent success times of a headerless scope (made on first use: most scopes never are)."""
     next_read: float = 0.0
     """Until this time a successful answer's limit headers may go unread (`reads_answer`)."""
+    roomy: bool = False
+    """More than `ROOMY_SHARE` of every dimension was left at the last answer read."""
 
     @property
     def gated(self) -> bool:
@@ -314,7 +316,7 @@ class ScopeQuota:
             self.learned = True
             if seq > self.observed_seq:
                 self.observed_seq = seq
-            roomy = self.headroom(now) > ROOMY_SHARE
+            roomy = self.roomy = self.headroom(now) > ROOMY_SHARE
             self.next_read = now + READ_INTERVAL if roomy else now
         elif refund and reserved is not None:
             for name, units in reserved.units.items():

@@ -90,7 +90,7 @@ def _start(
     sent = b"" if body is None else body
     method = request.method
     demand = None
-    if pool.takes_bounds(route.clock()):
+    if pool.takes_bounds():
         demand = route.wire.demand_bound(method, path, sent)
     if demand is None:
         demand = route.wire.estimate_demand(method, path, sent)
