@@ -16,9 +16,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ROOMY_RPM = 10_000_000
+ROOMY_TPM = 10_000_000_000
+
+
 @contextlib.contextmanager
 def fake_server(keys: Sequence[str], *, latency: float = 0.0) -> Iterator[str]:
-    """Yields the base URL of a fake provider process serving `keys` (unlimited)."""
+    """Yields the base URL of a fake provider process serving `keys`.
+
+    Every key has limits far above anything a benchmark sends, so no call is ever refused,
+    but every answer carries OpenAI's `x-ratelimit-*` headers, as OpenAI's answers do: the
+    routed client reads them as it would in production (a key with no limits at all would
+    answer without them, which no OpenAI key does).
+    """
     port = _free_port()
     command = [
         sys.executable,
@@ -27,7 +37,7 @@ def fake_server(keys: Sequence[str], *, latency: float = 0.0) -> Iterator[str]:
         "--port",
         str(port),
         "--keys",
-        ",".join(keys),
+        ",".join(f"{key}:rpm={ROOMY_RPM}:tpm={ROOMY_TPM}" for key in keys),
         "--latency",
         str(latency),
     ]
