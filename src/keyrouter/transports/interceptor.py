@@ -120,22 +120,38 @@ def _write_key(route: Route, request: Any, key: Key, original_url: Any) -> None:
 
 
 def _unwrite_key(
-    route: Route, request: Any, original_url: Any, original: str | None, sent: Key | None
+    route: Route,
+    request: Any,
+    original_url: Any,
+    original: str | None,
+    sent: Key | None,
+    built: list[Any] | None,
 ) -> None:
     """Once the attempts are over, the request shows what the SDK built, not the pool key.
 
     httpx logs `request.url`, `response.url` is the request's, and `response.request` (also
     on the SDK's exceptions and raw responses) is this request: a key a writer put into the
     URL (`?key=`) is taken out, and the credential header gets its original value back.
+    `built` is the header list as the SDK built it (httpx's and httpx2's raw triples), put
+    back whole when the request still goes to the SDK's own URL: one list copy instead of
+    a header lookup and a header write.
     """
     if route.writer is not None:
         request.url = original_url
     if sent is None:
         return
-    if original is not None:
+    if built is not None and request.url is original_url:
+        request.headers._list[:] = built
+    elif original is not None:
         route.wire.write_credential(request.headers, original)
     else:
         _drop_pool_credentials(request, None, sent.secret)
+
+
+def _headers_as_built(request: Any) -> list[Any] | None:
+    """A copy of the request's raw header list, if it keeps one (see `_unwrite_key`)."""
+    triples = getattr(request.headers, "_list", None)
+    return list(triples) if type(triples) is list else None
 
 
 def _drop_pool_credentials(request: Any, pool: KeyPool | None, secret: str = "") -> None:
@@ -242,6 +258,7 @@ class SyncInterceptor(_Interceptor):
         if isinstance(plan, _Refused):
             return _refused_response(route, request, plan)
         original_url = request.url
+        built = _headers_as_built(request)
         sent: Key | None = None
         last: Any = None
         last_body = b""
@@ -272,7 +289,7 @@ class SyncInterceptor(_Interceptor):
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
-            _unwrite_key(route, request, original_url, original, sent)
+            _unwrite_key(route, request, original_url, original, sent, built)
         if last is None and last_error is not None:
             raise last_error
         return _final_response(plan, request, last, last_body)
@@ -306,6 +323,7 @@ class AsyncInterceptor(_Interceptor):
         if isinstance(plan, _Refused):
             return _refused_response(route, request, plan)
         original_url = request.url
+        built = _headers_as_built(request)
         sent: Key | None = None
         last: Any = None
         last_body = b""
@@ -336,7 +354,7 @@ class AsyncInterceptor(_Interceptor):
                 last, last_body, last_error = response, error_body, None
         finally:
             plan.close()
-            _unwrite_key(route, request, original_url, original, sent)
+            _unwrite_key(route, request, original_url, original, sent, built)
         if last is None and last_error is not None:
             raise last_error
         return _final_response(plan, request, last, last_body)
