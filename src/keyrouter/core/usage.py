@@ -6,6 +6,12 @@ the pool's `UsageLedger`. The ledger also keeps budget spend per budget and peri
 atomic reserve-then-settle pair, so that concurrent callers (threads here; processes with a
 shared store) cannot together spend past a limit.
 
+A reservation is a *hold*: it has an id (unique per process and call) and expires
+`hold_ttl` seconds after it was made, so the holds of a process that died (kill -9, OOM) stop
+counting against a shared budget by then instead of blocking it until the period ends.
+Settling names the hold, so it releases exactly that one, once; a late settle of an expired
+hold only adds the spend.
+
 The ledger protocol is deliberately small so a store (SQLite, Redis) can implement it with a
 table or a few hashes and one Lua script per atomic step. `MemoryLedger` is the in-process one.
 """
@@ -13,12 +19,14 @@ table or a few hashes and one Lua script per atomic step. `MemoryLedger` is the 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "DEFAULT_HOLD_TTL",
     "BudgetClaim",
     "BudgetSpend",
     "GroupBy",
@@ -34,6 +42,10 @@ GroupBy = Literal["key", "scope", "model", "pool"]
 _DEFAULT_MAX_RECORDS = 100_000
 USD_EPSILON = 1e-9
 """Sums of float dollars drift; a reservation within this of its limit still fits."""
+DEFAULT_HOLD_TTL = 900.0
+"""Seconds an unsettled budget hold counts: past the SDKs' default 600 s timeout, so a live
+call (a long stream included) is normally settled first; a call outlasting it is no longer
+counted in flight (the accepted trade-off for a budget a dead process cannot block)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,17 +185,34 @@ class UsageLedger(Protocol):
         """A budget's counter in one period (zeros if it never spent)."""
         ...
 
-    def reserve(self, claims: Sequence[BudgetClaim], amount_usd: float) -> BudgetSpend | None:
+    def reserve(
+        self, claims: Sequence[BudgetClaim], amount_usd: float, hold: str | None = None
+    ) -> BudgetSpend | None:
         """Atomically reserve `amount_usd` on every claim if each stays within its limit
         (`spent + reserved + amount <= limit`, to within `USD_EPSILON`).
 
-        Returns None when reserved; otherwise reserves nothing and returns the counter of the
-        first claim that would go over.
+        With a `hold` id (unique per process and call) the reservation is that hold: it stops
+        counting `hold_ttl` seconds later unless settled first (expired holds are purged
+        whenever a budget is reserved on or read). Without one it is a plain amount that
+        only `settle` takes back. Returns None when reserved; otherwise reserves nothing and
+        returns the counter of the first claim that would go over.
         """
         ...
 
-    def settle(self, claims: Sequence[BudgetClaim], reserved_usd: float, spent_usd: float) -> None:
-        """Replace a reservation by what the call really cost (0.0 to just release it)."""
+    def settle(
+        self,
+        claims: Sequence[BudgetClaim],
+        reserved_usd: float,
+        spent_usd: float,
+        hold: str | None = None,
+    ) -> None:
+        """Replace a reservation by what the call really cost (0.0 to just release it).
+
+        With `hold`, releases exactly that hold (what it reserved; `reserved_usd` is not
+        used): an unknown, expired or already settled hold releases nothing, so a late
+        settle only adds `spent_usd`. Without one, takes `reserved_usd` off the plain
+        reservations (never below zero); credit draws settle 0.0 reserved this way.
+        """
         ...
 
     def mark_crossed(self, budget_id: str, period: str, threshold: float) -> bool:
@@ -192,14 +221,36 @@ class UsageLedger(Protocol):
         ...
 
 
-class MemoryLedger:
-    """The in-process ledger: the newest `max_records` records and every budget counter."""
+_Slot = tuple[str, str]
 
-    def __init__(self, *, max_records: int = _DEFAULT_MAX_RECORDS) -> None:
+
+class MemoryLedger:
+    """The in-process ledger: the newest `max_records` records and every budget counter.
+
+    Its holds die with the process, so expiry matters less here than in a shared store; it
+    keeps them the same way (one protocol, one contract suite). `clock` (epoch seconds) is
+    for tests. A slot's holds are kept in the order they were made, which is the order they
+    expire in while the clock does not go back, so purging looks at the oldest only.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_records: int = _DEFAULT_MAX_RECORDS,
+        hold_ttl: float = DEFAULT_HOLD_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.hold_ttl = hold_ttl
+        self.clock = clock
         self._lock = threading.Lock()
         self._records: deque[UsageRecord] = deque(maxlen=max_records)
-        self._spent: dict[tuple[str, str], float] = {}
-        self._reserved: dict[tuple[str, str], float] = {}
+        self._spent: dict[_Slot, float] = {}
+        self._reserved: dict[_Slot, float] = {}
+        """Plain reservations (made without a hold id)."""
+        self._holds: dict[_Slot, dict[str, tuple[float, float]]] = {}
+        """Live holds per slot: id -> (amount, expires), oldest first."""
+        self._held: dict[_Slot, float] = {}
+        """Sum of each slot's live holds."""
         self._crossed: set[tuple[str, str, float]] = set()
 
     def append(self, record: UsageRecord) -> None:
@@ -229,31 +280,75 @@ class MemoryLedger:
         return (r for r in snapshot if low <= r.at < high)
 
     def spend(self, budget_id: str, period: str) -> BudgetSpend:
+        slot = (budget_id, period)
         with self._lock:
-            return self._spend((budget_id, period))
+            self._purge(slot, self.clock())
+            return self._spend(slot)
 
-    def _spend(self, slot: tuple[str, str]) -> BudgetSpend:
-        return BudgetSpend(
-            slot[0], slot[1], self._spent.get(slot, 0.0), self._reserved.get(slot, 0.0)
-        )
+    def _spend(self, slot: _Slot) -> BudgetSpend:
+        reserved = self._reserved.get(slot, 0.0) + self._held.get(slot, 0.0)
+        return BudgetSpend(slot[0], slot[1], self._spent.get(slot, 0.0), reserved)
 
-    def reserve(self, claims: Sequence[BudgetClaim], amount_usd: float) -> BudgetSpend | None:
+    def _purge(self, slot: _Slot, now: float) -> None:
+        """Drop the slot's expired holds (the oldest first; see the class docstring)."""
+        holds = self._holds.get(slot)
+        while holds:
+            hold = next(iter(holds))
+            if holds[hold][1] > now:
+                return
+            self._unhold(slot, holds, hold)
+
+    def _unhold(self, slot: _Slot, holds: dict[str, tuple[float, float]], hold: str) -> None:
+        amount, _ = holds.pop(hold)
+        if holds:
+            self._held[slot] = max(0.0, self._held[slot] - amount)
+        else:  # exactly zero once nothing is held: float sums do not drift
+            del self._holds[slot], self._held[slot]
+
+    def reserve(
+        self, claims: Sequence[BudgetClaim], amount_usd: float, hold: str | None = None
+    ) -> BudgetSpend | None:
         with self._lock:
+            now = self.clock()
             for claim in claims:
-                counter = self._spend((claim.budget_id, claim.period))
+                slot = (claim.budget_id, claim.period)
+                self._purge(slot, now)
+                counter = self._spend(slot)
                 if counter.committed_usd + amount_usd > claim.limit_usd + USD_EPSILON:
                     return counter
             for claim in claims:
                 slot = (claim.budget_id, claim.period)
-                self._reserved[slot] = self._reserved.get(slot, 0.0) + amount_usd
+                if hold is None:
+                    self._reserved[slot] = self._reserved.get(slot, 0.0) + amount_usd
+                    continue
+                holds = self._holds.get(slot)
+                if holds is not None and hold in holds:  # the same id again replaces it
+                    self._unhold(slot, holds, hold)
+                if amount_usd > 0:
+                    self._holds.setdefault(slot, {})[hold] = (amount_usd, now + self.hold_ttl)
+                    self._held[slot] = self._held.get(slot, 0.0) + amount_usd
         return None
 
-    def settle(self, claims: Sequence[BudgetClaim], reserved_usd: float, spent_usd: float) -> None:
+    def settle(
+        self,
+        claims: Sequence[BudgetClaim],
+        reserved_usd: float,
+        spent_usd: float,
+        hold: str | None = None,
+    ) -> None:
         with self._lock:
             for claim in claims:
                 slot = (claim.budget_id, claim.period)
-                self._reserved[slot] = max(0.0, self._reserved.get(slot, 0.0) - reserved_usd)
-                self._spent[slot] = self._spent.get(slot, 0.0) + spent_usd
+                if hold is None:
+                    if reserved_usd:
+                        left = self._reserved.get(slot, 0.0) - reserved_usd
+                        self._reserved[slot] = max(0.0, left)
+                else:
+                    holds = self._holds.get(slot)
+                    if holds is not None and hold in holds:
+                        self._unhold(slot, holds, hold)
+                if spent_usd:
+                    self._spent[slot] = self._spent.get(slot, 0.0) + spent_usd
 
     def mark_crossed(self, budget_id: str, period: str, threshold: float) -> bool:
         mark = (budget_id, period, threshold)
