@@ -1,17 +1,22 @@
 """Usage records and budget spend in the SQLite store's file (the core's `UsageLedger`).
 
 Each method is one transaction, so a budget reservation is atomic across every process that
-opens the file: `BEGIN IMMEDIATE` serialises the check and the debit.
+opens the file: `BEGIN IMMEDIATE` serialises the check and the debit. A hold is one row per
+budget in `keyrouter_holds` with its expiry (this machine's wall clock: every process sharing
+the file shares it); a budget's reserved amount is its plain `reserved` column plus the sum of
+its holds, expired ones deleted first whenever the budget is reserved on or read.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from keyrouter.core.usage import (
+    DEFAULT_HOLD_TTL,
     USD_EPSILON,
     BudgetClaim,
     BudgetSpend,
@@ -32,6 +37,11 @@ LEDGER_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS keyrouter_usage_at ON keyrouter_usage (at)",
     "CREATE TABLE IF NOT EXISTS keyrouter_budgets (budget_id TEXT NOT NULL, period TEXT NOT "
     "NULL, spent REAL NOT NULL, reserved REAL NOT NULL, PRIMARY KEY (budget_id, period))",
+    "CREATE TABLE IF NOT EXISTS keyrouter_holds (budget_id TEXT NOT NULL, period TEXT NOT NULL, "
+    "hold TEXT NOT NULL, amount REAL NOT NULL, expires REAL NOT NULL, "
+    "PRIMARY KEY (budget_id, period, hold))",
+    "CREATE INDEX IF NOT EXISTS keyrouter_holds_expires ON keyrouter_holds "
+    "(budget_id, period, expires)",
     "CREATE TABLE IF NOT EXISTS keyrouter_marks (budget_id TEXT NOT NULL, period TEXT NOT NULL,"
     " threshold REAL NOT NULL, PRIMARY KEY (budget_id, period, threshold))",
 )
@@ -47,8 +57,18 @@ Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
 
 class SQLiteLedger:
-    def __init__(self, transaction: Transaction) -> None:
+    """`clock` (epoch seconds) is for tests."""
+
+    def __init__(
+        self,
+        transaction: Transaction,
+        *,
+        hold_ttl: float = DEFAULT_HOLD_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._transaction = transaction
+        self.hold_ttl = hold_ttl
+        self.clock = clock
 
     def append(self, record: UsageRecord) -> None:
         self.append_many([record])
@@ -90,22 +110,45 @@ class SQLiteLedger:
 
     def spend(self, budget_id: str, period: str) -> BudgetSpend:
         with self._transaction() as conn:
-            return _spend(conn, budget_id, period)
+            return _spend(conn, budget_id, period, self.clock())
 
-    def reserve(self, claims: Sequence[BudgetClaim], amount_usd: float) -> BudgetSpend | None:
+    def reserve(
+        self, claims: Sequence[BudgetClaim], amount_usd: float, hold: str | None = None
+    ) -> BudgetSpend | None:
         with self._transaction() as conn:
+            now = self.clock()
             for claim in claims:
-                counter = _spend(conn, claim.budget_id, claim.period)
+                counter = _spend(conn, claim.budget_id, claim.period, now)
                 if counter.committed_usd + amount_usd > claim.limit_usd + USD_EPSILON:
                     return counter
             for claim in claims:
-                _add(conn, claim, 0.0, amount_usd)
+                if hold is None:
+                    _add(conn, claim, 0.0, amount_usd)
+                    continue
+                _add(conn, claim, 0.0, 0.0)  # the budget's row, for its spend to come
+                if amount_usd > 0:  # the same id again replaces it
+                    conn.execute(
+                        "INSERT OR REPLACE INTO keyrouter_holds VALUES (?, ?, ?, ?, ?)",
+                        (claim.budget_id, claim.period, hold, amount_usd, now + self.hold_ttl),
+                    )
         return None
 
-    def settle(self, claims: Sequence[BudgetClaim], reserved_usd: float, spent_usd: float) -> None:
+    def settle(
+        self,
+        claims: Sequence[BudgetClaim],
+        reserved_usd: float,
+        spent_usd: float,
+        hold: str | None = None,
+    ) -> None:
         with self._transaction() as conn:
             for claim in claims:
-                _add(conn, claim, spent_usd, -reserved_usd)
+                if hold is not None:
+                    conn.execute(
+                        "DELETE FROM keyrouter_holds WHERE budget_id = ? AND period = ? "
+                        "AND hold = ?",
+                        (claim.budget_id, claim.period, hold),
+                    )
+                _add(conn, claim, spent_usd, 0.0 if hold is not None else -reserved_usd)
 
     def mark_crossed(self, budget_id: str, period: str, threshold: float) -> bool:
         with self._transaction() as conn:
@@ -154,13 +197,21 @@ def _record(row: tuple[Any, ...]) -> UsageRecord:
     )
 
 
-def _spend(conn: sqlite3.Connection, budget_id: str, period: str) -> BudgetSpend:
+def _spend(conn: sqlite3.Connection, budget_id: str, period: str, now: float) -> BudgetSpend:
+    """The budget's counter, its expired holds deleted (the caller is in a write transaction)."""
+    slot = (budget_id, period)
+    conn.execute(
+        "DELETE FROM keyrouter_holds WHERE budget_id = ? AND period = ? AND expires <= ?",
+        (*slot, now),
+    )
     row = conn.execute(
-        "SELECT spent, reserved FROM keyrouter_budgets WHERE budget_id = ? AND period = ?",
-        (budget_id, period),
+        "SELECT spent, reserved FROM keyrouter_budgets WHERE budget_id = ? AND period = ?", slot
     ).fetchone()
     spent, reserved = row if row else (0.0, 0.0)
-    return BudgetSpend(budget_id, period, spent, reserved)
+    (held,) = conn.execute(
+        "SELECT total(amount) FROM keyrouter_holds WHERE budget_id = ? AND period = ?", slot
+    ).fetchone()
+    return BudgetSpend(budget_id, period, spent, reserved + held)
 
 
 def _add(conn: sqlite3.Connection, claim: BudgetClaim, spent: float, reserved: float) -> None:
