@@ -1,19 +1,24 @@
 """Usage records and budget spend in Redis (the core's `UsageLedger`), atomic across hosts.
 
 Records go to one sorted set scored by time, capped at the newest `max_records`; each budget
-period is a hash (`spent`, `reserved`) whose reserve and settle are Lua scripts, so the check
-and the debit happen together for every claim of a call. Budget hashes and threshold marks
-expire `period_ttl` after their last write (40 days: longer than a month's period).
+period is a hash (`spent`, plain `reserved`, `held`: the sum of its holds, and `h:<id>` per
+hold) with a sorted set of its hold ids scored by expiry; reserve, settle and spend are Lua
+scripts, so the check and the debit happen together for every claim of a call. A hold's
+expiry is read off the Redis server's clock (`TIME`), so hosts with skewed clocks agree on
+it; expired holds are purged by the script that next reserves on or reads the budget. Budget
+hashes and threshold marks expire `period_ttl` after their last write (40 days: longer than a
+month's period).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from keyrouter.core.usage import (
+    DEFAULT_HOLD_TTL,
     USD_EPSILON,
     BudgetClaim,
     BudgetSpend,
@@ -28,47 +33,132 @@ __all__ = ["RedisLedger"]
 _PERIOD_TTL = 40 * 86_400
 _MAX_RECORDS = 100_000
 
-_RESERVE = """
-local amount, eps, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-for i, key in ipairs(KEYS) do
-  local spent = tonumber(redis.call('HGET', key, 'spent') or '0')
-  local reserved = tonumber(redis.call('HGET', key, 'reserved') or '0')
-  if spent + reserved + amount > tonumber(ARGV[3 + i]) + eps then
-    return {i, tostring(spent), tostring(reserved)}
+_COMMON = """
+if redis.replicate_commands then redis.replicate_commands() end  -- Redis < 5: TIME, then writes
+local function clock(given)
+  if given ~= '' then return tonumber(given) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function drop(hash, holds, ids)
+  local held = tonumber(redis.call('HGET', hash, 'held') or '0')
+  for _, id in ipairs(ids) do
+    held = held - tonumber(redis.call('HGET', hash, 'h:' .. id) or '0')
+    redis.call('HDEL', hash, 'h:' .. id)
+    redis.call('ZREM', holds, id)
   end
+  if held < 0 or redis.call('ZCARD', holds) == 0 then held = 0 end
+  redis.call('HSET', hash, 'held', tostring(held))
 end
-for _, key in ipairs(KEYS) do
-  redis.call('HINCRBYFLOAT', key, 'reserved', amount)
-  redis.call('HSETNX', key, 'spent', '0')
-  redis.call('EXPIRE', key, ttl)
+local function purge(hash, holds, now)
+  local gone = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
+  if #gone > 0 then drop(hash, holds, gone) end
 end
-return 0
+local function reserved(hash)
+  local plain = tonumber(redis.call('HGET', hash, 'reserved') or '0')
+  return plain + tonumber(redis.call('HGET', hash, 'held') or '0')
+end
 """
 
-_SETTLE = """
-local reserved, spent, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-for _, key in ipairs(KEYS) do
-  local left = tonumber(redis.call('HGET', key, 'reserved') or '0') - reserved
-  if left < 0 then left = 0 end
-  redis.call('HSET', key, 'reserved', tostring(left))
-  redis.call('HINCRBYFLOAT', key, 'spent', spent)
-  redis.call('EXPIRE', key, ttl)
+_RESERVE = (
+    _COMMON
+    + """
+local now, amount, eps = clock(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl, hold_ttl, hold = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+for i = 1, #KEYS / 2 do
+  local hash, holds = KEYS[2 * i - 1], KEYS[2 * i]
+  purge(hash, holds, now)
+  local spent = tonumber(redis.call('HGET', hash, 'spent') or '0')
+  local held = reserved(hash)
+  if spent + held + amount > tonumber(ARGV[6 + i]) + eps then
+    return {i, tostring(spent), tostring(held)}
+  end
+end
+for i = 1, #KEYS / 2 do
+  local hash, holds = KEYS[2 * i - 1], KEYS[2 * i]
+  if hold == '' then
+    redis.call('HINCRBYFLOAT', hash, 'reserved', amount)
+  else
+    if redis.call('HEXISTS', hash, 'h:' .. hold) == 1 then drop(hash, holds, {hold}) end
+    if amount > 0 then
+      redis.call('HSET', hash, 'h:' .. hold, tostring(amount))
+      redis.call('ZADD', holds, now + hold_ttl, hold)
+      redis.call('HINCRBYFLOAT', hash, 'held', amount)
+      redis.call('EXPIRE', holds, ttl)
+    end
+  end
+  redis.call('HSETNX', hash, 'spent', '0')
+  redis.call('EXPIRE', hash, ttl)
 end
 return 0
 """
+)
+
+_SETTLE = (
+    _COMMON
+    + """
+local reserved, spent, ttl, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+for i = 1, #KEYS / 2 do
+  local hash, holds = KEYS[2 * i - 1], KEYS[2 * i]
+  if hold ~= '' then
+    if redis.call('HEXISTS', hash, 'h:' .. hold) == 1 then drop(hash, holds, {hold}) end
+  elseif reserved ~= 0 then
+    local left = tonumber(redis.call('HGET', hash, 'reserved') or '0') - reserved
+    if left < 0 then left = 0 end
+    redis.call('HSET', hash, 'reserved', tostring(left))
+  end
+  redis.call('HINCRBYFLOAT', hash, 'spent', spent)
+  redis.call('EXPIRE', hash, ttl)
+end
+return 0
+"""
+)
+
+_SPEND = (
+    _COMMON
+    + """
+purge(KEYS[1], KEYS[2], clock(ARGV[1]))
+local spent = redis.call('HGET', KEYS[1], 'spent') or '0'
+return {spent, tostring(reserved(KEYS[1]))}
+"""
+)
 
 
 class RedisLedger:
-    def __init__(self, client: Any, prefix: str, *, max_records: int = _MAX_RECORDS) -> None:
+    """`clock` (epoch seconds) replaces the server's clock, for tests only."""
+
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        *,
+        max_records: int = _MAX_RECORDS,
+        hold_ttl: float = DEFAULT_HOLD_TTL,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._records_key = f"{prefix}usage"
         self._max_records = max_records
+        self.hold_ttl = hold_ttl
+        self.clock = clock
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
+        self._spend = client.register_script(_SPEND)
 
     def _budget(self, budget_id: str, period: str) -> str:
         return f"{self._prefix}budget:{budget_id}:{period}"
+
+    def _keys(self, claims: Sequence[BudgetClaim]) -> list[str]:
+        """Each claim's budget hash and the sorted set of its holds."""
+        keys = []
+        for claim in claims:
+            budget = self._budget(claim.budget_id, claim.period)
+            keys += [budget, f"{budget}:holds"]
+        return keys
+
+    def _now(self) -> str:
+        return "" if self.clock is None else repr(self.clock())
 
     def append(self, record: UsageRecord) -> None:
         self.append_many([record])
@@ -106,25 +196,34 @@ class RedisLedger:
         return result
 
     def spend(self, budget_id: str, period: str) -> BudgetSpend:
-        spent, reserved = self._client.hmget(self._budget(budget_id, period), "spent", "reserved")
-        return BudgetSpend(budget_id, period, float(spent or 0.0), float(reserved or 0.0))
+        keys = self._keys([BudgetClaim(budget_id, period, 0.0)])
+        spent, reserved = self._spend(keys=keys, args=[self._now()])
+        return BudgetSpend(budget_id, period, float(spent), float(reserved))
 
-    def reserve(self, claims: Sequence[BudgetClaim], amount_usd: float) -> BudgetSpend | None:
+    def reserve(
+        self, claims: Sequence[BudgetClaim], amount_usd: float, hold: str | None = None
+    ) -> BudgetSpend | None:
         if not claims:
             return None
-        keys = [self._budget(c.budget_id, c.period) for c in claims]
-        args = [amount_usd, USD_EPSILON, _PERIOD_TTL, *(c.limit_usd for c in claims)]
-        answer = self._reserve(keys=keys, args=args)
+        args = [self._now(), amount_usd, USD_EPSILON, _PERIOD_TTL, self.hold_ttl, hold or ""]
+        args += [c.limit_usd for c in claims]
+        answer = self._reserve(keys=self._keys(claims), args=args)
         if answer == 0:
             return None
         index, spent, reserved = int(answer[0]), float(answer[1]), float(answer[2])
         claim = claims[index - 1]
         return BudgetSpend(claim.budget_id, claim.period, spent, reserved)
 
-    def settle(self, claims: Sequence[BudgetClaim], reserved_usd: float, spent_usd: float) -> None:
+    def settle(
+        self,
+        claims: Sequence[BudgetClaim],
+        reserved_usd: float,
+        spent_usd: float,
+        hold: str | None = None,
+    ) -> None:
         if claims:
-            keys = [self._budget(c.budget_id, c.period) for c in claims]
-            self._settle(keys=keys, args=[reserved_usd, spent_usd, _PERIOD_TTL])
+            args = [reserved_usd, spent_usd, _PERIOD_TTL, hold or ""]
+            self._settle(keys=self._keys(claims), args=args)
 
     def mark_crossed(self, budget_id: str, period: str, threshold: float) -> bool:
         mark = f"{self._prefix}mark:{budget_id}:{period}:{threshold!r}"
