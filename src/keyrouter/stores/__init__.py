@@ -24,7 +24,7 @@ STORE_ENV = "KEYROUTER_STORE"
 DEFAULT_LEASE_TTL = 60.0
 """Seconds before a dead process's reservations expire in a shared store."""
 
-_OPTIONS = {"lease_ttl", "prefix"}
+_OPTIONS = {"lease_ttl", "hold_ttl", "prefix"}
 
 
 def open_store(url: str) -> StateStore | None:
@@ -32,8 +32,9 @@ def open_store(url: str) -> StateStore | None:
 
     `sqlite:///relative.db` and `sqlite:////absolute/path.db` (SQLAlchemy's spelling);
     `redis://[:password@]host:port/db`, `rediss://...`, `unix:///path.sock`. Options as query
-    parameters: `lease_ttl` (seconds before a dead process's reservations expire, default
-    60) and, for Redis, `prefix` (default `keyrouter:`).
+    parameters: `lease_ttl` (seconds before a dead process's quota reservations expire,
+    default 60), `hold_ttl` (seconds before its budget holds expire, default 900: longer than
+    a call) and, for Redis, `prefix` (default `keyrouter:`).
     """
     if not isinstance(url, str) or not url.strip():
         raise StoreError("give a store URL such as sqlite:///keyrouter.db", field="store")
@@ -44,6 +45,9 @@ def open_store(url: str) -> StateStore | None:
     options = {k: v for k, v in pairs if k in _OPTIONS}
     rest = "&".join(f"{k}={v}" for k, v in pairs if k not in _OPTIONS)
     lease_ttl = _seconds(options.get("lease_ttl"), "lease_ttl")
+    ttls = {"lease_ttl": lease_ttl}
+    if options.get("hold_ttl") is not None:  # else the ledger's default (core.usage stays unloaded)
+        ttls["hold_ttl"] = _seconds(options["hold_ttl"], "hold_ttl")
     if scheme in ("memory", ""):
         if scheme == "" and url not in ("memory", ""):
             raise StoreError(_unknown(url), field="store")
@@ -55,7 +59,7 @@ def open_store(url: str) -> StateStore | None:
             raise StoreError("sqlite:/// needs a file path: sqlite:///keyrouter.db", field="store")
         from keyrouter.stores.sqlite_store import SQLiteStore
 
-        sqlite = SQLiteStore(path, lease_ttl=lease_ttl)
+        sqlite = SQLiteStore(path, **ttls)
         sqlite.url = url
         return sqlite
     if scheme in ("redis", "rediss", "unix"):
@@ -69,7 +73,7 @@ def open_store(url: str) -> StateStore | None:
         bare = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
         shared = RedisStore(
             bare,
-            lease_ttl=lease_ttl,
+            **ttls,
             prefix=options.get("prefix", "keyrouter:"),
             description=describe_url(url),
         )

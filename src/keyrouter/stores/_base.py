@@ -316,10 +316,11 @@ class GuardedLedger:
     records wait (bounded) until it answers; the store reports the outage once.
     """
 
-    def __init__(self, inner: BatchLedger, store: SharedStore) -> None:
+    def __init__(self, inner: BatchLedger, store: SharedStore, *, hold_ttl: float) -> None:
         self.inner = inner
+        self.hold_ttl = hold_ttl
         self._store = store
-        self._local = MemoryLedger()
+        self._local = MemoryLedger(hold_ttl=hold_ttl)
         self._lock = threading.Lock()
         self._records: list[UsageRecord] = []
 
@@ -384,11 +385,23 @@ class GuardedLedger:
     def spend(self, budget_id: str, period: str) -> BudgetSpend:
         return cast("BudgetSpend", self._call("spend", budget_id, period))
 
-    def reserve(self, claims: Sequence[BudgetClaim], amount_usd: float) -> BudgetSpend | None:
-        return cast("BudgetSpend | None", self._call("reserve", claims, amount_usd))
+    def reserve(
+        self, claims: Sequence[BudgetClaim], amount_usd: float, hold: str | None = None
+    ) -> BudgetSpend | None:
+        return cast("BudgetSpend | None", self._call("reserve", claims, amount_usd, hold))
 
-    def settle(self, claims: Sequence[BudgetClaim], reserved_usd: float, spent_usd: float) -> None:
-        self._call("settle", claims, reserved_usd, spent_usd)
+    def settle(
+        self,
+        claims: Sequence[BudgetClaim],
+        reserved_usd: float,
+        spent_usd: float,
+        hold: str | None = None,
+    ) -> None:
+        """A hold made locally during an outage and settled in the store once it answers is
+        unknown there (nothing released, the spend added) and released here as well."""
+        self._call("settle", claims, reserved_usd, spent_usd, hold)
+        if hold is not None:
+            self._local.settle(claims, 0.0, 0.0, hold)
 
     def mark_crossed(self, budget_id: str, period: str, threshold: float) -> bool:
         return bool(self._call("mark_crossed", budget_id, period, threshold))

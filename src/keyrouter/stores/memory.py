@@ -11,7 +11,7 @@ import copy
 import threading
 from collections.abc import Sequence
 
-from keyrouter.core.usage import MemoryLedger
+from keyrouter.core.usage import DEFAULT_HOLD_TTL, MemoryLedger
 from keyrouter.stores import _docs
 from keyrouter.stores._base import DEFAULT_LEASE_TTL, SharedStore
 from keyrouter.stores._docs import Doc
@@ -22,19 +22,26 @@ __all__ = ["MemoryBackend", "MemoryStore"]
 class MemoryBackend:
     """The documents several `MemoryStore` handles share (as processes share a database)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hold_ttl: float = DEFAULT_HOLD_TTL) -> None:
         self.lock = threading.Lock()
         self.scopes: dict[str, Doc] = {}
         self.keys: dict[str, Doc] = {}
-        self.ledger = MemoryLedger()
+        self.ledger = MemoryLedger(hold_ttl=hold_ttl)
 
 
 class MemoryStore(SharedStore):
+    """`hold_ttl` sets the ledger's when this handle makes the backend; handles on a given
+    backend share its ledger (one ledger, one expiry: as processes share one database)."""
+
     def __init__(
-        self, backend: MemoryBackend | None = None, *, lease_ttl: float = DEFAULT_LEASE_TTL
+        self,
+        backend: MemoryBackend | None = None,
+        *,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+        hold_ttl: float = DEFAULT_HOLD_TTL,
     ) -> None:
         super().__init__("memory://", lease_ttl=lease_ttl)
-        self.backend = backend or MemoryBackend()
+        self.backend = backend or MemoryBackend(hold_ttl=hold_ttl)
         self.ledger = self.backend.ledger
 
     def _exchange(self, batch: list[Doc], request: Doc | None) -> Doc | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from keyrouter.core.usage import DEFAULT_HOLD_TTL
 from keyrouter.stores._base import DEFAULT_LEASE_TTL, GuardedLedger, SharedStore
 from keyrouter.stores._docs import KEY_FLAG_SECONDS, Doc
 from keyrouter.stores._redis_ledger import RedisLedger
@@ -40,6 +41,7 @@ class RedisStore(SharedStore):
         *,
         prefix: str = "keyrouter:",
         lease_ttl: float = DEFAULT_LEASE_TTL,
+        hold_ttl: float = DEFAULT_HOLD_TTL,
         description: str | None = None,
         timeout: float = _TIMEOUT,
     ) -> None:
@@ -54,7 +56,8 @@ class RedisStore(SharedStore):
         )
         source = resources.files("keyrouter.stores").joinpath("_script.lua").read_text()
         self._script = self.client.register_script(source)
-        self.ledger = GuardedLedger(RedisLedger(self.client, prefix), self)
+        ledger = RedisLedger(self.client, prefix, hold_ttl=hold_ttl)
+        self.ledger = GuardedLedger(ledger, self, hold_ttl=hold_ttl)
 
     def _scope_key(self, scope_id: str) -> str:
         return f"{self.prefix}scope:{scope_id}"

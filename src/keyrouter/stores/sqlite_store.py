@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from keyrouter.core.usage import DEFAULT_HOLD_TTL
 from keyrouter.errors import StoreError
 from keyrouter.stores import _docs
 from keyrouter.stores._base import DEFAULT_LEASE_TTL, GuardedLedger, SharedStore
@@ -42,6 +43,7 @@ class SQLiteStore(SharedStore):
         path: str,
         *,
         lease_ttl: float = DEFAULT_LEASE_TTL,
+        hold_ttl: float = DEFAULT_HOLD_TTL,
         busy_timeout: float = _BUSY_TIMEOUT,
     ) -> None:
         super().__init__(f"sqlite:///{path}", lease_ttl=lease_ttl)
@@ -62,7 +64,8 @@ class SQLiteStore(SharedStore):
         self._busy_timeout = min(busy_timeout, _CALL_BUSY_TIMEOUT)
         with self._conn_lock:
             self._connect().execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        self.ledger = GuardedLedger(SQLiteLedger(self._transaction), self)
+        ledger = SQLiteLedger(self._transaction, hold_ttl=hold_ttl)
+        self.ledger = GuardedLedger(ledger, self, hold_ttl=hold_ttl)
 
     def _connect(self) -> sqlite3.Connection:
         pid = os.getpid()
