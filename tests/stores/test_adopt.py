@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keyrouter.core.budget import Budget, Spending
+from keyrouter.core.budget import Budget, Spending, period_bounds
 from keyrouter.core.health import KeyState
 from keyrouter.core.keys import Key
 from keyrouter.core.pool import KeyPool
@@ -55,7 +55,7 @@ def test_a_refused_lease_frees_its_budget_hold() -> None:
     pool = KeyPool([A, B], book=book, spending=spending)
     lease = pool.select(DEMAND, NOW).lease
     assert lease is not None
-    period = next(iter(book.ledger._reserved))  # type: ignore[attr-defined]
+    period = ("budget:b:day", period_bounds("day", NOW)[0])
     assert book.ledger.spend(*period).reserved_usd > 0
     refused = Grant(False, SharedScope(state=KeyState.COOLING, until=NOW + 5), SharedKey())
     pool.apply_grant(lease, refused, NOW)

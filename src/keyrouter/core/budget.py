@@ -7,11 +7,18 @@ ledger, so concurrent callers cannot together overshoot), and when the response 
 the reservation with the real cost, records the call and fires `BudgetThresholdCrossed` once
 per period for each threshold crossed. Free credits on a key (`Key.credits_usd`) are drawn
 down by the same settlement.
+
+Each reservation is a hold named by this process's token and the lease's sequence number, so
+settling it releases exactly it, and a hold never settled (its process died) expires after
+the ledger's `hold_ttl` instead of blocking a shared budget until its period ends.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +31,7 @@ from keyrouter.core.keys import Key
 from keyrouter.core.pricing import Price, cost_of
 from keyrouter.core.quota import Demand
 from keyrouter.core.usage import (
+    DEFAULT_HOLD_TTL,
     USD_EPSILON,
     BudgetClaim,
     BudgetSpend,
@@ -40,6 +48,18 @@ Per = Literal["pool", "key", "scope"]
 _UNLIMITED = math.inf
 _MAX_MIRRORED = 100_000
 _ADJECTIVE = {"day": "daily", "month": "monthly"}
+_serials = itertools.count(1)
+_token = secrets.token_hex(6)
+"""Names this process's holds; a forked child draws its own (it copies the counters)."""
+
+
+def _new_token() -> None:
+    global _token  # one per process: reset in a forked child
+    _token = secrets.token_hex(6)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +141,7 @@ class _Open:
     claims: tuple[BudgetClaim, ...]
     amount: float
     started: float
+    hold: str
 
 
 class Spending:
@@ -161,11 +182,14 @@ class Spending:
         self._key_rules = tuple(r for r in self._rules if r.budget.per != "pool")
         self._open: dict[int, _Open] = {}
         self._lock = threading.Lock()
+        self._serial = next(_serials)
+        """Tells this pool's holds from other pools' in the process (each has its own seqs)."""
         self._credits_left: dict[str, float] = {}
         self._credits_pending: dict[str, float] = {}
-        self._mirror: dict[tuple[str, str], tuple[float, float]] = {}
-        """(spent, reserved) per budget counter as this process last saw it."""
         """Estimates of calls in flight on keys with credits (they may use the rest up)."""
+        self._mirror: dict[tuple[str, str], tuple[float, float, float]] = {}
+        """(spent, reserved, when) per budget counter as this process last saw it: the
+        reserved part is all holds, gone `hold_ttl` after `when` at the latest."""
         for key in keys:
             credits = getattr(key, "credits_usd", None)
             if credits:
@@ -231,7 +255,7 @@ class Spending:
         amount = self.estimate(demand, key)
         for rule in self._key_rules:
             claim, end = rule.claim_for(key, now)
-            spent, reserved = self._mirror.get((claim.budget_id, claim.period), (0.0, 0.0))
+            spent, reserved = self._mirrored(claim, now)
             if spent + reserved + amount > claim.limit_usd + USD_EPSILON:
                 return self._over(rule, claim, end, spent, reserved, key, amount)
         return None
@@ -274,10 +298,11 @@ class Spending:
         """
         claims = tuple(rule.claim_for(lease.key, now)[0] for rule in self._rules)
         amount = self.estimate(lease.demand, lease.key)
+        hold = f"{_token}:{self._serial}:{lease.seq}"
         if claims:
-            counter = self.ledger.reserve(claims, amount)
+            counter = self.ledger.reserve(claims, amount, hold)
             if counter is not None:
-                self._remember(counter)
+                self._remember(counter, now)
                 index = next(i for i, c in enumerate(claims) if c.budget_id == counter.budget_id)
                 rule, claim = self._rules[index], claims[index]
                 _, _, end = period_bounds(rule.budget.period, now)
@@ -287,27 +312,40 @@ class Spending:
                 self._close(lease, amount)
                 return refusal, rule.budget.per == "pool"
         with self._lock:
-            self._open[lease.seq] = _Open(claims, amount, now)
+            self._open[lease.seq] = _Open(claims, amount, now, hold)
             for claim in claims:
-                spent, reserved = self._mirror.get((claim.budget_id, claim.period), (0.0, 0.0))
-                self._mirror[(claim.budget_id, claim.period)] = (spent, reserved + amount)
+                slot = (claim.budget_id, claim.period)
+                spent, reserved = self._mirrored(claim, now)
+                seen = self._mirror[slot][2] if reserved else now  # (none, or all expired)
+                self._mirror[slot] = (spent, reserved + amount, seen)
         return None
 
-    def _remember(self, counter: BudgetSpend) -> None:
+    def _mirrored(self, claim: BudgetClaim, now: float) -> tuple[float, float]:
+        """(spent, reserved) as last seen; the reserved part only while the holds it counts
+        may still be live: a budget blocked by a dead process's holds is tried again (on the
+        ledger) once they expired, even if this process never reads it meanwhile."""
+        spent, reserved, seen = self._mirror.get((claim.budget_id, claim.period), (0.0, 0.0, 0.0))
+        return spent, (reserved if now < seen + self._hold_ttl() else 0.0)
+
+    def _hold_ttl(self) -> float:
+        return float(getattr(self.ledger, "hold_ttl", DEFAULT_HOLD_TTL))
+
+    def _remember(self, counter: BudgetSpend, now: float) -> None:
         with self._lock:
             if len(self._mirror) > _MAX_MIRRORED:
                 self._mirror.clear()
             self._mirror[(counter.budget_id, counter.period)] = (
                 counter.spent_usd,
                 counter.reserved_usd,
+                now,
             )
 
     def release(self, lease: Lease) -> None:
-        """The attempt will not be charged (failed over, abandoned): free its reservation."""
+        """The attempt will not be charged (failed over, abandoned): free its hold."""
         held = self._close(lease)
         if held is not None and held.claims:
-            self.ledger.settle(held.claims, held.amount, 0.0)
-            self._refresh(held.claims)
+            self.ledger.settle(held.claims, held.amount, 0.0, held.hold)
+            self._refresh(held.claims, held.started)
 
     def _close(self, lease: Lease, credits: float | None = None) -> _Open | None:
         """Forget the attempt's reservation here (and its hold on free credits)."""
@@ -319,9 +357,10 @@ class Spending:
                 self._credits_pending[lease.key.id] = max(0.0, left)
         return held
 
-    def _refresh(self, claims: Sequence[BudgetClaim]) -> None:
+    def _refresh(self, claims: Sequence[BudgetClaim], now: float) -> None:
+        """Read the counters again (`now`: at the latest when the holds they count were seen)."""
         for claim in claims:
-            self._remember(self.ledger.spend(claim.budget_id, claim.period))
+            self._remember(self.ledger.spend(claim.budget_id, claim.period), now)
 
     # -- after the response ---------------------------------------------------------------------
 
@@ -341,8 +380,8 @@ class Spending:
         cost = None if price is None else cost_of(usage, price, _multiplier(lease.key))
         held = self._close(lease)
         if held is not None and held.claims:
-            self.ledger.settle(held.claims, held.amount, cost or 0.0)
-            self._refresh(held.claims)
+            self.ledger.settle(held.claims, held.amount, cost or 0.0, held.hold)
+            self._refresh(held.claims, now)
         record = UsageRecord(
             at=now,
             key=lease.key.fingerprint,
