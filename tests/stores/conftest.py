@@ -56,10 +56,12 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opene
     """Opens a new handle on this test's backend: `open_store(lease_ttl=...)`."""
     opened: list[SharedStore] = []
     if request.param == "memory":
-        backend = MemoryBackend()
+        backends: list[MemoryBackend] = []
 
         def opener(**options: float) -> SharedStore:
-            return MemoryStore(backend, **options)
+            if not backends:  # made by the first handle, with its hold_ttl (one ledger)
+                backends.append(MemoryStore(**options).backend)
+            return MemoryStore(backends[0], **options)
     elif request.param == "sqlite":
         path = str(tmp_path / "state.db")
 

@@ -16,6 +16,7 @@ from keyrouter.core.keys import Key
 from keyrouter.core.outcome import Outcome, OutcomeKind
 from keyrouter.core.quota import Demand, LimitObservation
 from keyrouter.core.usage import BudgetClaim, Usage, UsageRecord
+from keyrouter.stores._base import GuardedLedger, SharedStore
 from tests.stores.conftest import Opener
 
 KEY = Key("sk-contract-0000000000000000000001", scope="org-a")
@@ -270,3 +271,73 @@ def test_budget_reservations_are_atomic_and_marks_fire_once(open_store: Opener) 
     assert spend.reserved_usd == pytest.approx(0.9)
     assert handles[0].ledger.mark_crossed("team-a", "day:2026-12-01", 0.8)
     assert not handles[1].ledger.mark_crossed("team-a", "day:2026-12-01", 0.8)
+
+
+class Clock:
+    """The ledgers' clock, moved by hand (Redis then takes it instead of its own)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def set_clock(store: SharedStore, clock: Clock) -> None:
+    ledger = store.ledger
+    inner = ledger.inner if isinstance(ledger, GuardedLedger) else ledger
+    inner.clock = clock  # type: ignore[attr-defined]
+
+
+def test_an_unsettled_budget_hold_stops_counting_when_it_expires(open_store: Opener) -> None:
+    dead, alive = open_store(hold_ttl=10.0), open_store(hold_ttl=10.0)
+    clock = Clock(NOW)
+    set_clock(dead, clock)
+    set_clock(alive, clock)
+    claim = BudgetClaim("team-h", "day:2026-12-01", 1.0)
+    assert dead.ledger.reserve([claim], 0.6, "dead:1") is None  # never settled: killed
+    refused = alive.ledger.reserve([claim], 0.6, "alive:1")
+    assert refused is not None
+    assert refused.reserved_usd == pytest.approx(0.6)
+    clock.now = NOW + 9.9
+    assert alive.ledger.spend("team-h", "day:2026-12-01").reserved_usd == pytest.approx(0.6)
+    clock.now = NOW + 10.0  # expired: the next reservation purges it
+    assert alive.ledger.reserve([claim], 0.6, "alive:2") is None
+    assert alive.ledger.spend("team-h", "day:2026-12-01").reserved_usd == pytest.approx(0.6)
+    clock.now = NOW + 20.0  # and so does a read, with nothing reserved
+    assert alive.ledger.spend("team-h", "day:2026-12-01").reserved_usd == 0.0
+
+
+def test_a_late_or_unknown_settle_releases_no_other_hold(open_store: Opener) -> None:
+    a, b = open_store(hold_ttl=10.0), open_store(hold_ttl=10.0)
+    clock = Clock(NOW)
+    set_clock(a, clock)
+    set_clock(b, clock)
+    claims = [BudgetClaim("team-l", "day:2026-12-01", 1.0), BudgetClaim("key-l", "all", 5.0)]
+    assert a.ledger.reserve(claims, 0.5, "a:1") is None
+    clock.now = NOW + 11.0  # a:1 expired, unsettled
+    assert b.ledger.reserve(claims, 0.3, "b:1") is None
+    a.ledger.settle(claims, 0.5, 0.25, "a:1")  # late: only its spend counts
+    b.ledger.settle(claims, 0.3, 0.0, "b:9")  # a hold nobody made
+    for claim in claims:
+        spend = b.ledger.spend(claim.budget_id, claim.period)
+        assert spend.spent_usd == pytest.approx(0.25)
+        assert spend.reserved_usd == pytest.approx(0.3)  # b:1 untouched
+    b.ledger.settle(claims, 0.3, 0.1, "b:1")
+    b.ledger.settle(claims, 0.3, 0.0, "b:1")  # twice: released once, never below zero
+    spend = a.ledger.spend("team-l", "day:2026-12-01")
+    assert (spend.spent_usd, spend.reserved_usd) == (pytest.approx(0.35), 0.0)
+    assert a.ledger.reserve(claims, 0.65, "a:2") is None  # exactly the room left
+
+
+def test_a_hold_is_atomic_over_its_claims(open_store: Opener) -> None:
+    store = open_store()
+    roomy, tight = BudgetClaim("roomy", "all", 10.0), BudgetClaim("tight", "all", 0.5)
+    over = store.ledger.reserve([roomy, tight], 0.6, "h:1")
+    assert over is not None
+    assert over.budget_id == "tight"
+    assert store.ledger.spend("roomy", "all").reserved_usd == 0.0
+    assert store.ledger.reserve([roomy, tight], 0.4, "h:2") is None
+    assert store.ledger.spend("roomy", "all").reserved_usd == pytest.approx(0.4)
+    store.ledger.settle([roomy, tight], 0.4, 0.0, "h:2")
+    assert store.ledger.spend("tight", "all").reserved_usd == 0.0

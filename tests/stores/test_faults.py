@@ -20,10 +20,12 @@ import openai
 import pytest
 
 import keyrouter
+from keyrouter.core.budget import Budget, Spending
 from keyrouter.core.decision import Lease
 from keyrouter.core.events import Event, StoreDegraded, StoreRecovered
 from keyrouter.core.keys import Key
 from keyrouter.core.outcome import Outcome
+from keyrouter.core.pricing import Price
 from keyrouter.core.quota import Demand, LimitObservation
 from keyrouter.core.registry import default_book
 from keyrouter.errors import StoreError
@@ -308,3 +310,75 @@ def test_while_the_store_is_down_one_caller_at_a_time_tries_it(
         thread.join(10)
     assert attempts == [1]
     assert results == [None] * 8
+
+
+_BUDGET_CHILD = """
+import sys, time
+from keyrouter.core.budget import Budget, Spending
+from keyrouter.core.decision import Lease
+from keyrouter.core.keys import Key
+from keyrouter.core.pricing import Price
+from keyrouter.core.quota import Demand
+from keyrouter.stores import open_store
+
+store = open_store(sys.argv[1])
+key = Key(sys.argv[2])
+spending = Spending(
+    pool="p", keys=[key], budgets=[Budget(usd=0.0015, period="day", name=sys.argv[3])],
+    ledger=lambda: store.ledger, price=lambda model: Price(1.0, 1.0), emit=lambda events: None,
+)
+now = time.time()
+lease = Lease(key, key.scope_id, 1, Demand({"tokens": 1000.0}, "m"), now)
+assert spending.reserve(lease, now) is None
+print("held", flush=True)
+time.sleep(60)
+"""
+BUDGET_DEMAND = Demand({"tokens": 1000.0}, "m")  # 0.001 USD at 1 USD per million tokens
+
+
+def _spending(store: SharedStore, name: str) -> Spending:
+    """What the child builds: room for one call's estimate, not two."""
+    return Spending(
+        pool="p",
+        keys=[Key(KEY_A)],
+        budgets=[Budget(usd=0.0015, period="day", name=name)],
+        ledger=lambda: store.ledger,
+        price=lambda model: Price(1.0, 1.0),
+        emit=lambda events: None,
+    )
+
+
+def test_a_killed_workers_budget_holds_expire(shared_url: str) -> None:
+    """A worker killed while holding a budget blocks it only until its hold expires: the
+    next reservation, and the pool-wide check that only reads the budget, let calls through."""
+    url = f"{shared_url}&hold_ttl=3"
+    name = f"fault-{os.getpid()}-{time.monotonic_ns()}"
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", _BUDGET_CHILD, url, KEY_A, name], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "held"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    store = open_store(url)
+    assert isinstance(store, SharedStore)
+    key = Key(KEY_A)
+    try:
+        spending = _spending(store, name)
+        now = time.time()
+        assert spending.pool_refusal(BUDGET_DEMAND, now) is not None  # the dead one's hold
+        refused = spending.reserve(Lease(key, key.scope_id, 1, BUDGET_DEMAND, now), now)
+        assert refused is not None  # (the same seq as the child's: another process's hold)
+        for _ in range(300):  # ...until it expires (3 s after it was made)
+            if spending.pool_refusal(BUDGET_DEMAND, time.time()) is None:
+                break
+            time.sleep(0.05)
+        now = time.time()
+        assert spending.pool_refusal(BUDGET_DEMAND, now) is None
+        assert spending.reserve(Lease(key, key.scope_id, 2, BUDGET_DEMAND, now), now) is None
+        (claim,) = {c for held in spending._open.values() for c in held.claims}
+        assert store.ledger.spend(claim.budget_id, claim.period).reserved_usd == pytest.approx(
+            0.001
+        )  # only this process's hold now
+    finally:
+        store.close()
