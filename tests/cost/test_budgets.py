@@ -18,7 +18,7 @@ from keyrouter.core.pool import KeyPool
 from keyrouter.core.pricing import Price
 from keyrouter.core.quota import Demand
 from keyrouter.core.state import StateBook
-from keyrouter.core.usage import Usage
+from keyrouter.core.usage import MemoryLedger, Usage
 from keyrouter.errors import ConfigError
 from keyrouter.stores import attach_store, open_store
 from tests.stores.conftest import REDIS_URL, redis_prefix  # noqa: F401 - a fixture
@@ -313,3 +313,53 @@ def test_free_credits_drawn_by_another_process_are_seen_on_the_next_draw() -> No
         _answer(pool, lease, NOW)
     assert here.credits_left(key) == 0.0
     assert here.effective_price(key) == 1.0
+
+
+def _spending(ledger: MemoryLedger, budget: Budget) -> Spending:
+    return Spending(
+        pool="p",
+        keys=KEYS[:1],
+        budgets=[budget],
+        ledger=lambda: ledger,
+        price=lambda model: PRICE,
+        emit=lambda events: None,
+    )
+
+
+def test_a_key_budget_held_by_a_dead_process_is_tried_again_once_its_hold_expires() -> None:
+    """The per-key check reads this process's mirror, never the ledger: the reserved amount
+    it saw counts only for `hold_ttl`, so a dead process's holds do not block the key here
+    for the rest of the period."""
+    now = [NOW]
+    ledger = MemoryLedger(hold_ttl=60.0, clock=lambda: now[0])
+    budget = Budget(usd=0.0015, period="day", per="key")
+    dead, alive = _spending(ledger, budget), _spending(ledger, budget)
+    key = KEYS[0]
+    assert dead.reserve(Lease(key, key.scope_id, 1, DEMAND, NOW), NOW) is None  # never settled
+    refused = alive.reserve(Lease(key, key.scope_id, 1, DEMAND, NOW), NOW)
+    assert refused is not None  # (the same seq, another pool's hold: told apart)
+    refusal, pool_wide = refused
+    assert refusal.for_this_request
+    assert not pool_wide
+    assert alive.key_refusal(key, DEMAND, NOW + 59) is not None
+    now[0] = NOW + 60
+    assert alive.key_refusal(key, DEMAND, NOW + 60) is None
+    assert alive.reserve(Lease(key, key.scope_id, 2, DEMAND, NOW + 60), NOW + 60) is None
+
+
+def test_a_pools_release_frees_its_own_hold_only() -> None:
+    ledger = MemoryLedger()
+    budget = Budget(usd=1.0, period="day", name="shared")
+    one, two = _spending(ledger, budget), _spending(ledger, budget)
+    key = KEYS[0]
+    first, second = (Lease(key, key.scope_id, 7, DEMAND, NOW) for _ in range(2))
+    assert one.reserve(first, NOW) is None
+    assert two.reserve(second, NOW) is None  # the same seq in another pool of the process
+    claim = one._rules[0].claim_for(key, NOW)[0]
+    assert ledger.spend(claim.budget_id, claim.period).reserved_usd == pytest.approx(0.002)
+    one.release(first)
+    one.release(first)  # twice: nothing more
+    assert ledger.spend(claim.budget_id, claim.period).reserved_usd == pytest.approx(0.001)
+    two.finish(second, Usage(input_tokens=500), model="m", estimated=False, status=200, now=NOW)
+    spend = ledger.spend(claim.budget_id, claim.period)
+    assert (spend.spent_usd, spend.reserved_usd) == (pytest.approx(0.0005), 0.0)
