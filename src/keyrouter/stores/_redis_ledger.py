@@ -41,22 +41,27 @@ local function clock(given)
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 local function drop(hash, holds, ids)
+  local fields = {}
+  for i, id in ipairs(ids) do fields[i] = 'h:' .. id end
   local held = tonumber(redis.call('HGET', hash, 'held') or '0')
-  for _, id in ipairs(ids) do
-    held = held - tonumber(redis.call('HGET', hash, 'h:' .. id) or '0')
-    redis.call('HDEL', hash, 'h:' .. id)
-    redis.call('ZREM', holds, id)
+  for _, amount in ipairs(redis.call('HMGET', hash, unpack(fields))) do
+    if amount then held = held - tonumber(amount) end
   end
-  if held < 0 or redis.call('ZCARD', holds) == 0 then held = 0 end
+  redis.call('HDEL', hash, unpack(fields))
+  redis.call('ZREM', holds, unpack(ids))
+  if held < 0 or redis.call('ZCARD', holds) == 0 then held = 0 end  -- no drift once empty
   redis.call('HSET', hash, 'held', tostring(held))
 end
 local function purge(hash, holds, now)
-  local gone = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
-  if #gone > 0 then drop(hash, holds, gone) end
+  local gone
+  repeat  -- in chunks: unpack() has a stack limit, a dead process may have left many
+    gone = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 500)
+    if #gone > 0 then drop(hash, holds, gone) end
+  until #gone < 500
 end
-local function reserved(hash)
-  local plain = tonumber(redis.call('HGET', hash, 'reserved') or '0')
-  return plain + tonumber(redis.call('HGET', hash, 'held') or '0')
+local function counter(hash)
+  local v = redis.call('HMGET', hash, 'spent', 'reserved', 'held')
+  return tonumber(v[1] or '0'), tonumber(v[2] or '0') + tonumber(v[3] or '0')
 end
 """
 
@@ -68,8 +73,7 @@ local ttl, hold_ttl, hold = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 for i = 1, #KEYS / 2 do
   local hash, holds = KEYS[2 * i - 1], KEYS[2 * i]
   purge(hash, holds, now)
-  local spent = tonumber(redis.call('HGET', hash, 'spent') or '0')
-  local held = reserved(hash)
+  local spent, held = counter(hash)
   if spent + held + amount > tonumber(ARGV[6 + i]) + eps then
     return {i, tostring(spent), tostring(held)}
   end
@@ -102,12 +106,15 @@ for i = 1, #KEYS / 2 do
   local hash, holds = KEYS[2 * i - 1], KEYS[2 * i]
   if hold ~= '' then
     if redis.call('HEXISTS', hash, 'h:' .. hold) == 1 then drop(hash, holds, {hold}) end
-  elseif reserved ~= 0 then
-    local left = tonumber(redis.call('HGET', hash, 'reserved') or '0') - reserved
-    if left < 0 then left = 0 end
-    redis.call('HSET', hash, 'reserved', tostring(left))
+    if spent ~= 0 then redis.call('HINCRBYFLOAT', hash, 'spent', spent) end
+  else
+    if reserved ~= 0 then
+      local left = tonumber(redis.call('HGET', hash, 'reserved') or '0') - reserved
+      if left < 0 then left = 0 end
+      redis.call('HSET', hash, 'reserved', tostring(left))
+    end
+    redis.call('HINCRBYFLOAT', hash, 'spent', spent)
   end
-  redis.call('HINCRBYFLOAT', hash, 'spent', spent)
   redis.call('EXPIRE', hash, ttl)
 end
 return 0
@@ -118,8 +125,8 @@ _SPEND = (
     _COMMON
     + """
 purge(KEYS[1], KEYS[2], clock(ARGV[1]))
-local spent = redis.call('HGET', KEYS[1], 'spent') or '0'
-return {spent, tostring(reserved(KEYS[1]))}
+local spent, held = counter(KEYS[1])
+return {tostring(spent), tostring(held)}
 """
 )
 

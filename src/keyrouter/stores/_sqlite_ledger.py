@@ -124,9 +124,7 @@ class SQLiteLedger:
             for claim in claims:
                 if hold is None:
                     _add(conn, claim, 0.0, amount_usd)
-                    continue
-                _add(conn, claim, 0.0, 0.0)  # the budget's row, for its spend to come
-                if amount_usd > 0:  # the same id again replaces it
+                elif amount_usd > 0:  # the same id again replaces it
                     conn.execute(
                         "INSERT OR REPLACE INTO keyrouter_holds VALUES (?, ?, ?, ?, ?)",
                         (claim.budget_id, claim.period, hold, amount_usd, now + self.hold_ttl),
@@ -148,7 +146,8 @@ class SQLiteLedger:
                         "AND hold = ?",
                         (claim.budget_id, claim.period, hold),
                     )
-                _add(conn, claim, spent_usd, 0.0 if hold is not None else -reserved_usd)
+                if hold is None or spent_usd:
+                    _add(conn, claim, spent_usd, 0.0 if hold is not None else -reserved_usd)
 
     def mark_crossed(self, budget_id: str, period: str, threshold: float) -> bool:
         with self._transaction() as conn:
@@ -198,20 +197,23 @@ def _record(row: tuple[Any, ...]) -> UsageRecord:
 
 
 def _spend(conn: sqlite3.Connection, budget_id: str, period: str, now: float) -> BudgetSpend:
-    """The budget's counter, its expired holds deleted (the caller is in a write transaction)."""
+    """The budget's counter, counting its unexpired holds; expired ones are deleted (the
+    caller is in a write transaction) when there are any."""
     slot = (budget_id, period)
-    conn.execute(
-        "DELETE FROM keyrouter_holds WHERE budget_id = ? AND period = ? AND expires <= ?",
-        (*slot, now),
-    )
     row = conn.execute(
-        "SELECT spent, reserved FROM keyrouter_budgets WHERE budget_id = ? AND period = ?", slot
+        "SELECT b.spent, b.reserved, h.held, h.expired FROM (SELECT 1) "
+        "LEFT JOIN keyrouter_budgets b ON b.budget_id = ? AND b.period = ? "
+        "LEFT JOIN (SELECT total(CASE WHEN expires > ? THEN amount END) AS held, "
+        "sum(expires <= ?) AS expired FROM keyrouter_holds WHERE budget_id = ? AND period = ?) h",
+        (*slot, now, now, *slot),
     ).fetchone()
-    spent, reserved = row if row else (0.0, 0.0)
-    (held,) = conn.execute(
-        "SELECT total(amount) FROM keyrouter_holds WHERE budget_id = ? AND period = ?", slot
-    ).fetchone()
-    return BudgetSpend(budget_id, period, spent, reserved + held)
+    spent, reserved, held, expired = row
+    if expired:
+        conn.execute(
+            "DELETE FROM keyrouter_holds WHERE budget_id = ? AND period = ? AND expires <= ?",
+            (*slot, now),
+        )
+    return BudgetSpend(budget_id, period, spent or 0.0, (reserved or 0.0) + (held or 0.0))
 
 
 def _add(conn: sqlite3.Connection, claim: BudgetClaim, spent: float, reserved: float) -> None:
