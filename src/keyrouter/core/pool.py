@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from heapq import _siftdown, _siftup  # type: ignore[attr-defined]  # remove at a position
 from typing import TYPE_CHECKING, Any
 
+from keyrouter.core._crossing import CROSSING_PAD, TIER_FLOORS, seconds_to_share, tier_of
 from keyrouter.core.decision import Decision, Lease, Refusal
 from keyrouter.core.events import CapacityChanged, Event, KeyStateChanged
 from keyrouter.core.health import KeyState
 from keyrouter.core.keys import Key, key_id
 from keyrouter.core.objectives import Candidate, _by_headroom, resolve
 from keyrouter.core.outcome import Outcome, OutcomeKind
-from keyrouter.core.quota import Capacity, Demand, LimitObservation
+from keyrouter.core.quota import ROOMY_SHARE, Capacity, Demand, LimitObservation, ScopeQuota
 from keyrouter.core.state import _FAILURE_RATE_WEIGHT, KeyRecord, ScopeRecord, StateBook
 from keyrouter.errors import ConfigError
 
@@ -42,7 +43,14 @@ _AWAITING_PROBE = "waiting for the scope's first answer to learn its limits"
 _PROBE_RECHECK = 0.05
 _PARK_SLACK = 2e-6
 _MIN_REFRESH_INTERVAL = 256
-_SWEEP_SLOTS = 4  # heap slots swept per refresh: more than the one stale entry it adds
+_SWEEP_SLOTS = 4  # heap slots swept per upkeep: more than the one stale entry a refresh adds
+_DRIFT_REFRESH_EVERY = 16
+"""Upkeeps per fallback refresh of one key, for objectives whose rank drifts in ways that are
+not scheduled (a weighted score, a price read off a spending ledger)."""
+_ROOMY_IS_BEST = TIER_FLOORS[0] <= ROOMY_SHARE
+"""A scope its last answer found roomy (`ScopeQuota.reads_answer`) is in the best tier."""
+_TIER_AT = {"headroom": 0, "reliability": 1, "cost": 1}
+"""Where each named objective's rank holds the headroom tier (`objectives`)."""
 _EXPLAIN_ALL = 64
 """Pools up to this size list every key that is out in each decision; larger ones only
 the keys a decision examined (listing 100k refusals per call would cost more than routing)."""
@@ -153,20 +161,35 @@ class KeyPool:
         self._ready: list[tuple[Any, ...]] = []
         self._parked: list[tuple[float, int]] = []
         self._filed: list[tuple[Any, ...] | None] = [None] * len(self.keys)
+        # Re-filings due as scopes refill (see `_scan`): a heap of (time, scope id), and the
+        # live entry of each scope that has one.
+        self._due: list[tuple[float, str]] = []
+        self._due_of: dict[str, tuple[float, str]] = {}
+        tier_at = _TIER_AT.get(self.objective)
+        self._tier_at = None if tier_at is None else tier_at + len(self._gate.rank(0, ()))
+        """Where a rank holds the headroom tier (None: the objective reads no tier)."""
+        self._drifts = (tier_at is None and self.objective != "round_robin") or (
+            self._weighs_price and spending is not None
+        )
+        """The rank may change in ways no schedule foresees: keep a slow round-robin refresh."""
+        self._reads_failures = self.objective == "reliability"
         self._plain = self._order is _by_headroom and self._gate is _OPEN_GATE
         """The default objective through an open gate: `_entry` computes the rank itself."""
         self._out: dict[int, Refusal] = {}  # why each parked or dropped key is out
         self._last_pick = [0] * len(self.keys)
         self._index_generation = -1
         self._rebuild_due = True
-        self._picks_to_refresh = 0
-        self._refresh_every = max(1, _MIN_REFRESH_INTERVAL // len(self.keys))
+        self._picks_to_upkeep = 0
+        self._upkeep_every = max(1, _MIN_REFRESH_INTERVAL // len(self.keys))
+        self._upkeeps_to_refresh = 0
         self._refresh_cursor = 0
         self._sweep_ready = self._sweep_parked = 0
         members: dict[str, list[int]] = {}
         for index, key in enumerate(self.keys):
             members.setdefault(key.scope_id, []).append(index)
         self._scope_members = {scope: tuple(indexes) for scope, indexes in members.items()}
+        self._shared = frozenset(i for m in members.values() if len(m) > 1 for i in m)
+        """Keys whose scope has other keys of this pool: a grant may move those keys' tier."""
         self._waiters: deque[int] = deque()
         self._wakers: dict[int, Callable[[], None]] = {}
         with book.lock:
@@ -222,7 +245,7 @@ class KeyPool:
             waiters = self._waiters
             if waiters and ticket != waiters[0]:
                 return self._queued_behind()
-            ready, parked = self._ready, self._parked
+            ready, parked, due = self._ready, self._parked, self._due
             entry = ready[0] if ready else None
             if (
                 entry is not None
@@ -230,12 +253,13 @@ class KeyPool:
                 and not self._rebuild_due
                 and self._index_generation == book.generation
                 and (not parked or parked[0][0] > now + _PARK_SLACK)
+                and (not due or due[0][0] > now)
                 and (not self._out or len(self.keys) > _EXPLAIN_ALL)
                 and self._filed[entry[-1]] is entry
                 and self._fits(entry[-1], demand, now)
             ):
                 # The usual decision: the best-ranked key is live and can serve, nothing is
-                # due to wake and nothing needs explaining: grant it without a `_scan`.
+                # due to wake or re-rank and nothing needs explaining: grant it without a `_scan`.
                 rank = self._best_rank = entry[:-1]
                 lease = self._grant(entry[-1], demand, now)
                 decision = _new(Decision, (lease, self.objective, (), None, False, False, rank))
@@ -299,17 +323,26 @@ class KeyPool:
         Keys sit in one of two heaps: `_ready` ordered by the objective's rank, `_parked`
         ordered by the time they may serve again. Every key taken from `_ready` is checked
         afresh against the book (another pool may have changed it), so the index can be
-        stale but a decision never is. A rank is computed when its key is filed (on grant,
-        on an answer for its scope, on waking) and, a key at a time in turn (`_refresh_one`),
-        every key is re-filed within about `max(len(keys), 256)` grants, which bounds how stale
-        an ordering can get (headroom refills between answers) without pausing a pick to
-        re-rank them all. The best key leaves the heap; `_grant` files it again.
-        The earliest recovery is only worked out when no key was found (nobody reads it then).
+        stale but a decision never is. A rank is computed when its key is filed, and a key is
+        re-filed whenever its rank can change: on its grant, on an answer for its scope (or a
+        grant on it that moves its tier), and when its scope's predicted headroom refills
+        across a tier floor, the one change time alone makes. That time follows from the quota
+        model (`_crossing`), so each scope below the best tier has a re-filing due then in
+        `_due`, taken up here as `_parked` keys are woken: no grant touches a key that does
+        not need it, and no pick pauses to re-rank them all. Only objectives whose rank drifts
+        unforeseen (a weighted score, a price off a spending ledger) still re-file one key in
+        turn, every `_DRIFT_REFRESH_EVERY` upkeeps (`_refresh_one`). State shared with other
+        pools over the book is checked afresh, not scheduled: what they change reorders this
+        pool's keys when it next re-files them. The best key leaves the heap; `_grant` files
+        it again. The earliest recovery is only worked out when no key was found (nobody
+        reads it then).
         """
         if self._rebuild_due or self._index_generation != self._book.generation:
             self._rebuild(now)
         if self._parked:
             self._wake_parked(now)
+        if self._due:
+            self._wake_due(now)
         refused: list[Refusal] = []
         set_aside: list[int] = []
         sooner = math.inf
@@ -391,6 +424,66 @@ class KeyPool:
             heapq.heapreplace(ready, entry)
         else:
             heapq.heappush(ready, entry)
+        tier_at = self._tier_at
+        if tier_at is not None and entry[tier_at]:  # below the best tier: it may climb
+            self._schedule(
+                self.keys[index]._scope_id, self._scopes[index].quota, entry[tier_at], now
+            )
+
+    def _schedule(self, scope_id: str, quota: ScopeQuota, tier: int, now: float) -> None:
+        """Have the scope's keys re-filed when its headroom refills into the tier above `tier`
+        (an earlier re-filing already due stays: it finds the time again when it comes)."""
+        wait = seconds_to_share(quota, TIER_FLOORS[tier - 1], now)
+        if wait == math.inf:
+            return  # it never refills by itself: an answer or a grant re-files it
+        at = now + wait + CROSSING_PAD
+        due_of = self._due_of
+        current = due_of.get(scope_id)
+        if current is not None:
+            if current[0] <= at:
+                return
+            if len(self._due) > 2 * len(due_of) + 16:
+                # The entry it replaces stays behind, stale (it comes later): keep the heap
+                # O(scopes) by dropping them all once they outnumber the live ones.
+                self._due[:] = [e for e in self._due if due_of.get(e[1]) is e]
+                heapq.heapify(self._due)
+        entry = due_of[scope_id] = (at, scope_id)
+        heapq.heappush(self._due, entry)
+
+    def _wake_due(self, now: float) -> None:
+        """Re-file the keys of each scope whose re-filing is due, if its tier moved (else
+        only schedule the next: grants since may have put the crossing off)."""
+        due, due_of = self._due, self._due_of
+        while due and due[0][0] <= now:
+            entry = heapq.heappop(due)
+            scope_id = entry[1]
+            if due_of.get(scope_id) is not entry:
+                continue  # stale
+            del due_of[scope_id]
+            self._retier(scope_id, now)
+
+    def _retier(self, scope_id: str, now: float) -> None:
+        """The scope's predicted headroom moved: re-file its ready keys if their tier is not
+        the scope's now, else see that its next crossing is scheduled."""
+        tier_at = self._tier_at
+        assert tier_at is not None
+        filed, out = self._filed, self._out
+        members = self._scope_members.get(scope_id, ())
+        for index in members:
+            entry = filed[index]
+            if entry is not None and index not in out:
+                break
+        else:
+            return  # none in `_ready`: each is ranked afresh when it comes back
+        quota = self._scopes[index].quota
+        tier = tier_of(quota.headroom(now))
+        if entry[tier_at] == tier:  # every ready key of a scope is filed with its tier
+            if tier:
+                self._schedule(scope_id, quota, tier, now)
+            return
+        for index in members:
+            if filed[index] is not None and index not in out:
+                self._push_ready(index, now)
 
     def _park(self, index: int, until: float) -> None:
         entry = self._filed[index] = (until, index)
@@ -435,20 +528,30 @@ class KeyPool:
         elif parked is None or parked[0] != until:
             self._park(index, until)
 
-    def _refresh_one(self, now: float, granted: int) -> None:
-        """Re-file the next key in round-robin order, every `_refresh_every` grants: what a
-        full `_rebuild` does for every key, a slice per grant (at 100,000 keys a full re-rank
-        paused a pick for ~0.2 s). A ready key whose rank did not move keeps its entry, a key
-        still out by its state stays out, and the key being `granted` is skipped: its grant
-        files it anew (keys granted in turn often meet the cursor)."""
-        self._picks_to_refresh = self._refresh_every
+    def _upkeep(self, now: float, granted: int) -> None:
+        """Every `_upkeep_every` grants (every grant at 256 keys or more): sweep stale heap
+        entries, and for a drifting objective now and then re-file a key (`_refresh_one`)."""
+        self._picks_to_upkeep = self._upkeep_every
         ready, parked, filed = self._ready, self._parked, self._filed
         # Re-filing leaves the key's previous entry behind, stale: while the heaps hold more
-        # entries than keys, sweep a few slots per refresh so they stay O(n) however long the
+        # entries than keys, sweep a few slots per upkeep so they stay O(n) however long the
         # pool runs, with no pause to compact.
         if len(ready) + len(parked) > len(filed):
             self._sweep_ready = _sweep(ready, self._sweep_ready, filed)
             self._sweep_parked = _sweep(parked, self._sweep_parked, filed)
+        if self._drifts:
+            self._upkeeps_to_refresh -= 1
+            if self._upkeeps_to_refresh <= 0:
+                self._upkeeps_to_refresh = _DRIFT_REFRESH_EVERY
+                self._refresh_one(now, granted)
+
+    def _refresh_one(self, now: float, granted: int) -> None:
+        """Re-file the next key in round-robin order: for objectives whose rank drifts in
+        ways `_due` does not foresee, what a full `_rebuild` does for every key, a slice at a
+        time (at 100,000 keys a full re-rank paused a pick for ~0.2 s). A ready key whose rank
+        did not move keeps its entry, a key still out by its state stays out, and the key
+        being `granted` is skipped: its grant files it anew."""
+        filed = self._filed
         index = self._refresh_cursor
         self._refresh_cursor = index + 1 if index + 1 < len(filed) else 0
         if index == granted:
@@ -476,8 +579,17 @@ class KeyPool:
         self._rebuild_due = False
         self._parked.clear()
         self._out.clear()
+        self._due.clear()
+        self._due_of.clear()
         entries = [self._entry(index, now) for index in range(len(self.keys))]
         self._filed = list(entries)
+        tier_at = self._tier_at
+        if tier_at is not None:
+            for index, entry in enumerate(entries):
+                if entry[tier_at]:
+                    self._schedule(
+                        self.keys[index]._scope_id, self._scopes[index].quota, entry[tier_at], now
+                    )
         heapq.heapify(entries)
         self._ready = entries
 
@@ -562,14 +674,24 @@ class KeyPool:
         stats.last_used = now
         self._scopes[index].quota.reserve(seq, demand, now)
         self._last_pick[index] = seq
-        self._picks_to_refresh -= 1
-        if self._picks_to_refresh <= 0:
-            self._refresh_one(now, index)
+        self._picks_to_upkeep -= 1
+        if self._picks_to_upkeep <= 0:
+            self._upkeep(now, index)
         # `_scope_id`: the field behind `Key.scope_id`, without the property's call.
         lease = _new(Lease, (key, key._scope_id, seq, demand, now))
         if self.spending is not None:
             self.spending.hold_credits(lease)  # before re-ranking: it may use the credits up
         self._push_ready(index, now)
+        shared = self._shared
+        if shared and index in shared and self._tier_at is not None:
+            tier_at = self._tier_at
+            filed = self._filed[index]
+            if filed is not None and filed[tier_at] != self._best_rank[tier_at]:
+                # The reservation moved the scope's tier: its other ready keys move with it.
+                out = self._out
+                for member in self._scope_members[key._scope_id]:
+                    if member != index and self._filed[member] is not None and member not in out:
+                        self._push_ready(member, now)
         return lease
 
     def _queued_behind(self) -> Decision:
@@ -701,12 +823,28 @@ class KeyPool:
             changed = moved or was_gated or kind is not _SUCCESS
             if changed:
                 self._reindex(lease, now, changed=True)
-            elif self._out:  # only keys out may need re-filing after a plain success
-                out = self._out
-                for member in self._scope_members.get(lease.scope_id, ()):
-                    if member in out:
-                        self._reindex(lease, now, changed=False)
-                        break
+            else:
+                if self._out:  # only keys out may need re-filing after a plain success
+                    out = self._out
+                    for member in self._scope_members.get(lease.scope_id, ()):
+                        if member in out:
+                            self._reindex(lease, now, changed=False)
+                            break
+                tier_at = self._tier_at
+                if index is not None and (observations and tier_at is not None):
+                    # The answer may have moved the scope's tier or its next crossing; not
+                    # when it left the scope roomy (so in the best tier) and the key was
+                    # filed in the best tier already.
+                    entry = self._filed[index]
+                    if (
+                        entry is None
+                        or entry[tier_at]
+                        or not (_ROOMY_IS_BEST and quota.next_read > now)
+                        or (self._out and index in self._out)
+                    ):
+                        self._retier(lease.scope_id, now)
+                if index is not None and self._reads_failures:
+                    self._refile_if_ready(index, now)  # its failure rate moved
             if moved or book.listeners:  # nothing to tell otherwise: a plain success stays cheap
                 events: list[Event] = []
                 self._note_changes(lease, record, scope, before_key, before_scope, now, events)
@@ -811,6 +949,11 @@ class KeyPool:
         if lease.key.id not in self._index_of or self._index_generation != self._book.generation:
             return  # a lease from before a reset, or from another pool over the same keys
         self._refresh_scope(lease.scope_id, now, only_out=not changed)
+
+    def _refile_if_ready(self, index: int, now: float) -> None:
+        """Re-file the key by its rank if it is in `_ready` (a key out comes back ranked)."""
+        if self._filed[index] is not None and index not in self._out:
+            self._push_ready(index, now)
 
     def _note_changes(
         self,
