@@ -410,6 +410,11 @@ class KeyPool:
         """File the key in `_ready` by its current rank. A key already there keeps its entry
         when its rank did not move, and is re-filed in place when its entry is on top of the
         heap (one sift, no stale entry left behind)."""
+        due = self._due
+        if due and due[0][0] <= now:
+            # Re-file the scopes that refilled across a floor first: the ready keys of a scope
+            # then all hold its tier, which `_retier` relies on.
+            self._wake_due(now)
         out = self._out
         was_out = bool(out) and out.pop(index, None) is not None
         entry = self._entry(index, now)
