@@ -48,7 +48,7 @@ _DRIFT_REFRESH_EVERY = 16
 """Upkeeps per fallback refresh of one key, for objectives whose rank drifts in ways that are
 not scheduled (a weighted score, a price read off a spending ledger)."""
 _ROOMY_IS_BEST = TIER_FLOORS[0] <= ROOMY_SHARE
-"""A scope its last answer found roomy (`ScopeQuota.reads_answer`) is in the best tier."""
+"""A scope its last answer read found roomy (`ScopeQuota.roomy`) is in the best tier."""
 _TIER_AT = {"headroom": 0, "reliability": 1, "cost": 1}
 """Where each named objective's rank holds the headroom tier (`objectives`)."""
 _EXPLAIN_ALL = 64
@@ -844,7 +844,7 @@ class KeyPool:
                     if (
                         entry is None
                         or entry[tier_at]
-                        or not (_ROOMY_IS_BEST and quota.next_read > now)
+                        or not (_ROOMY_IS_BEST and quota.roomy)
                         or (self._out and index in self._out)
                     ):
                         self._retier(lease.scope_id, now)
