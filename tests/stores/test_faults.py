@@ -194,6 +194,7 @@ def test_a_killed_workers_reservations_expire(shared_url: str) -> None:
             break
     os.kill(child.pid, signal.SIGKILL)
     child.wait(10)
+    child.stdout.close()
     store = open_store(shared_url)
     assert isinstance(store, SharedStore)
     try:
@@ -360,6 +361,7 @@ def test_a_killed_workers_budget_holds_expire(shared_url: str) -> None:
     assert child.stdout.readline().strip() == "held"
     os.kill(child.pid, signal.SIGKILL)
     child.wait(10)
+    child.stdout.close()
     store = open_store(url)
     assert isinstance(store, SharedStore)
     key = Key(KEY_A)
