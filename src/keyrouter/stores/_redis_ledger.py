@@ -105,7 +105,13 @@ local reserved, spent, ttl, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumbe
 for i = 1, #KEYS / 2 do
   local hash, holds = KEYS[2 * i - 1], KEYS[2 * i]
   if hold ~= '' then
-    if redis.call('HEXISTS', hash, 'h:' .. hold) == 1 then drop(hash, holds, {hold}) end
+    local amount = redis.call('HGET', hash, 'h:' .. hold)
+    if amount then
+      redis.call('HDEL', hash, 'h:' .. hold)
+      redis.call('ZREM', holds, hold)
+      local held = tonumber(redis.call('HINCRBYFLOAT', hash, 'held', -tonumber(amount)))
+      if held < 0 or redis.call('ZCARD', holds) == 0 then redis.call('HSET', hash, 'held', '0') end
+    end
     if spent ~= 0 then redis.call('HINCRBYFLOAT', hash, 'spent', spent) end
   else
     if reserved ~= 0 then
