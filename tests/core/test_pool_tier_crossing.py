@@ -202,3 +202,32 @@ def test_a_reliability_rank_follows_the_failure_rate_a_success_lowers() -> None:
     for lease in leases[1:]:
         pool.settle(lease, OK, 1.0, [])
         assert pool._filed[0] == pool._entry(0, 1.0)
+
+
+def test_an_answer_that_finds_a_scope_roomy_again_puts_its_keys_back_in_the_best_tier() -> None:
+    low, mid = Key(SECRETS[0]), Key(SECRETS[1])
+    pool = KeyPool([low, mid], book=StateBook())
+    _learn(pool, low, 100.0, 0.0, 1e6)  # tier 2, refilling too slowly to matter
+    _learn(pool, mid, 300.0, 0.0, 1e6)  # tier 1
+    late = pool.select(ONE, 1.0, exclude={mid.id})
+    assert late.lease is not None
+    pool.settle(late.lease, OK, 1.0, _answer(900.0, 1.0, 1e6))  # roomy again
+    decision = pool.select(ONE, 1.0)
+    assert decision.key is low
+    assert decision.rank[0] == 0
+
+
+def test_a_scope_leaves_the_tiers_below_alone_when_another_returns_to_the_best() -> None:
+    first, second, third = (Key(s) for s in SECRETS[:3])
+    pool = KeyPool([first, second, third], book=StateBook())
+    _learn(pool, first, 100.0, 0.0, 1e6)  # tier 2
+    _learn(pool, second, 100.0, 0.0, 1e6)  # tier 2
+    _learn(pool, third, 300.0, 0.0, 1e6)  # tier 1
+    later = pool.select(ONE, 1.0, exclude={first.id, third.id})
+    back = pool.select(ONE, 1.0, exclude={second.id, third.id})
+    assert later.lease is not None
+    assert back.lease is not None
+    pool.settle(back.lease, OK, 1.0, _answer(900.0, 1.0, 1e6))  # `first` is roomy again
+    pool.settle(later.lease, OK, 1.0, _answer(900.0, 1.0, 1e6))  # and then `second`
+    ranks = {pool.keys[entry[-1]].id: entry[0] for entry in pool._filed if entry is not None}
+    assert ranks[second.id] == 0

@@ -165,6 +165,9 @@ class KeyPool:
         # live entry of each scope that has one.
         self._due: list[tuple[float, str]] = []
         self._due_of: dict[str, tuple[float, str]] = {}
+        self._below: set[str] = set()
+        """Scopes a ready key of which was filed below the best tier (or was: a scope leaves
+        only when `_retier` finds it in the best tier)."""
         tier_at = _TIER_AT.get(self.objective)
         self._tier_at = None if tier_at is None else tier_at + len(self._gate.rank(0, ()))
         """Where a rank holds the headroom tier (None: the objective reads no tier)."""
@@ -438,6 +441,7 @@ class KeyPool:
     def _schedule(self, scope_id: str, quota: ScopeQuota, tier: int, now: float) -> None:
         """Have the scope's keys re-filed when its headroom refills into the tier above `tier`
         (an earlier re-filing already due stays: it finds the time again when it comes)."""
+        self._below.add(scope_id)
         wait = seconds_to_share(quota, TIER_FLOORS[tier - 1], now)
         if wait == math.inf:
             return  # it never refills by itself: an answer or a grant re-files it
@@ -482,13 +486,14 @@ class KeyPool:
             return  # none in `_ready`: each is ranked afresh when it comes back
         quota = self._scopes[index].quota
         tier = tier_of(quota.headroom(now))
-        if entry[tier_at] == tier:  # every ready key of a scope is filed with its tier
-            if tier:
-                self._schedule(scope_id, quota, tier, now)
-            return
-        for index in members:
-            if filed[index] is not None and index not in out:
-                self._push_ready(index, now)
+        if entry[tier_at] != tier:  # every ready key of a scope is filed with its tier
+            for index in members:
+                if filed[index] is not None and index not in out:
+                    self._push_ready(index, now)
+        if tier:
+            self._schedule(scope_id, quota, tier, now)
+        else:
+            self._below.discard(scope_id)
 
     def _park(self, index: int, until: float) -> None:
         entry = self._filed[index] = (until, index)
@@ -586,6 +591,7 @@ class KeyPool:
         self._out.clear()
         self._due.clear()
         self._due_of.clear()
+        self._below.clear()
         entries = [self._entry(index, now) for index in range(len(self.keys))]
         self._filed = list(entries)
         tier_at = self._tier_at
@@ -835,19 +841,16 @@ class KeyPool:
                         if member in out:
                             self._reindex(lease, now, changed=False)
                             break
-                tier_at = self._tier_at
-                if index is not None and (observations and tier_at is not None):
+                if (
+                    observations
+                    and (not quota.roomy or not _ROOMY_IS_BEST or lease.scope_id in self._below)
+                    and index is not None
+                    and self._tier_at is not None
+                ):
                     # The answer may have moved the scope's tier or its next crossing; not
-                    # when it left the scope roomy (so in the best tier) and the key was
-                    # filed in the best tier already.
-                    entry = self._filed[index]
-                    if (
-                        entry is None
-                        or entry[tier_at]
-                        or not (_ROOMY_IS_BEST and quota.roomy)
-                        or (self._out and index in self._out)
-                    ):
-                        self._retier(lease.scope_id, now)
+                    # when it found the scope roomy (so in the best tier) and no key of it
+                    # was filed below that tier.
+                    self._retier(lease.scope_id, now)
                 if index is not None and self._reads_failures:
                     self._refile_if_ready(index, now)  # its failure rate moved
             if moved or book.listeners:  # nothing to tell otherwise: a plain success stays cheap
