@@ -25,6 +25,7 @@ from keyrouter.transports._flavor import (
     new_response,
     replace_response,
 )
+from keyrouter.transports._headers import as_built, lookup, plain, put_back
 from keyrouter.transports._plan import Plan, Sleep, Waker
 from keyrouter.transports._waiters import AsyncWaiter, SyncWaiter
 from keyrouter.transports.route import PLACEHOLDER_CREDENTIAL, Route
@@ -141,17 +142,11 @@ def _unwrite_key(
     if sent is None:
         return
     if built is not None and request.url is original_url:
-        request.headers._list[:] = built
+        put_back(request, built)
     elif original is not None:
         route.wire.write_credential(request.headers, original)
     else:
         _drop_pool_credentials(request, None, sent.secret)
-
-
-def _headers_as_built(request: Any) -> list[Any] | None:
-    """A copy of the request's raw header list, if it keeps one (see `_unwrite_key`)."""
-    triples = getattr(request.headers, "_list", None)
-    return list(triples) if type(triples) is list else None
 
 
 def _drop_pool_credentials(request: Any, pool: KeyPool | None, secret: str = "") -> None:
@@ -249,7 +244,7 @@ class SyncInterceptor(_Interceptor):
 
     def __call__(self, request: Any) -> Any:
         route = self.route
-        original = route.wire.credential(request.headers)
+        original = route.wire.credential(lookup(request.headers))
         body = _replay_body(request)
         waiter = SyncWaiter()
         plan = _start(route, request, original, body, waiter)
@@ -258,7 +253,7 @@ class SyncInterceptor(_Interceptor):
         if isinstance(plan, _Refused):
             return _refused_response(route, request, plan)
         original_url = request.url
-        built = _headers_as_built(request)
+        built = as_built(request)
         sent: Key | None = None
         last: Any = None
         last_body = b""
@@ -277,7 +272,7 @@ class SyncInterceptor(_Interceptor):
                     continue
                 status = response.status_code
                 error_body = _read_error_sync(response) if status >= 400 else b""
-                headers = _plain(response.headers) if plan.reads_headers(step, status) else None
+                headers = plain(response.headers) if plan.reads_headers(step, status) else None
                 if plan.record_response(step, status, headers, error_body):
                     if last is not None:
                         last.close()
@@ -312,7 +307,7 @@ class AsyncInterceptor(_Interceptor):
 
     async def __call__(self, request: Any) -> Any:
         route = self.route
-        original = route.wire.credential(request.headers)
+        original = route.wire.credential(lookup(request.headers))
         body = _sdk_body(request)
         if body is None:
             body = await _replay_body_async(request)
@@ -323,7 +318,7 @@ class AsyncInterceptor(_Interceptor):
         if isinstance(plan, _Refused):
             return _refused_response(route, request, plan)
         original_url = request.url
-        built = _headers_as_built(request)
+        built = as_built(request)
         sent: Key | None = None
         last: Any = None
         last_body = b""
@@ -342,7 +337,7 @@ class AsyncInterceptor(_Interceptor):
                     continue
                 status = response.status_code
                 error_body = await _read_error_async(response) if status >= 400 else b""
-                headers = _plain(response.headers) if plan.reads_headers(step, status) else None
+                headers = plain(response.headers) if plan.reads_headers(step, status) else None
                 if plan.record_response(step, status, headers, error_body):
                     if last is not None:
                         await last.aclose()
@@ -380,35 +375,6 @@ class _AttemptFailedError(Exception):
 def _is_json(response: Any) -> bool:
     """A JSON answer (not a stream, not a download): safe and cheap to read in full."""
     return str(response.headers.get("content-type", "")).startswith("application/json")
-
-
-def _plain(headers: Any) -> dict[str, str]:
-    """The response's headers as a dict with lowercase names (repeated names: the last).
-
-    Read straight from the (raw, lowercased, value) triples httpx and httpx2 keep, with the
-    decoded names cached (the same few come back on every response): `multi_items()` works
-    out the headers' encoding and decodes every name and value again on each call.
-    """
-    triples = getattr(headers, "_list", None)
-    if not isinstance(triples, list):
-        return dict(headers.multi_items())
-    names = _HEADER_NAMES
-    plain = {}
-    try:
-        for _, lower, value in triples:
-            name = names.get(lower)
-            if name is None:
-                name = lower.decode("ascii")
-                if len(names) < _MAX_HEADER_NAMES:
-                    names[lower] = name
-            plain[name] = value.decode("ascii")
-    except (UnicodeDecodeError, ValueError, TypeError, AttributeError):
-        return dict(headers.multi_items())  # not plain ASCII: let the library decode it
-    return plain
-
-
-_HEADER_NAMES: dict[bytes, str] = {}
-_MAX_HEADER_NAMES = 1024
 
 
 def _read_error_sync(response: Any) -> bytes:
