@@ -63,6 +63,15 @@ class Outcome:
     reason: str = ""
     retry_at: float | None = None
 
+    @property
+    def consumed_nothing(self) -> bool:
+        """The provider counted nothing against the key's limits: a rate limit refused the
+        request, or it never got an answer (a connection error). Its reservation is refunded,
+        here and in a shared store alike."""
+        return self.kind is OutcomeKind.RATE_LIMITED or (
+            self.kind is OutcomeKind.SERVER_ERROR and self.status is None
+        )
+
     @classmethod
     def success(cls, status: int = 200) -> Outcome:
         return cls(OutcomeKind.SUCCESS, status=status)

@@ -814,9 +814,7 @@ class KeyPool:
                 scope_health.apply(outcome, now, book.settings)
             quota = scope.quota
             was_gated = not quota.learned and not quota.headerless
-            refund = kind is OutcomeKind.RATE_LIMITED or (
-                kind is OutcomeKind.SERVER_ERROR and outcome.status is None
-            )
+            refund = kind is not _SUCCESS and outcome.consumed_nothing
             quota.settle(lease.seq, observations or (), now, refund=refund)
             if observations is not None and not observations:
                 if kind is _SUCCESS:

@@ -121,11 +121,7 @@ class SharedStore:
             "key": lease.key.id,
             "at": now,
         }
-        if (
-            outcome is None
-            or outcome.kind is OutcomeKind.RATE_LIMITED
-            or (outcome.kind is OutcomeKind.SERVER_ERROR and outcome.status is None)
-        ):
+        if outcome is None or outcome.consumed_nothing:
             report["refund"] = True  # no answer, or one that consumed nothing
         if observations:
             report["obs"] = [
