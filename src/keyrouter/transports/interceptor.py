@@ -58,20 +58,14 @@ def _too_large_to_replay(request: Any) -> bool:
     return bool(length and length.isdigit() and int(length) > _MAX_REPLAY_BYTES)
 
 
-def _replay_body(request: Any) -> bytes | None:
-    """The body to send on every attempt, or None if it is too large to hold for a resend
-    (a streamed body of unknown or modest size is read into memory once)."""
-    body = _sdk_body(request)
-    if body is not None:
-        return body
+def _read_for_replay(request: Any) -> bytes | None:
+    """A streamed body, read into memory once so it can be resent, or None if it is too large
+    to hold for a resend."""
     return None if _too_large_to_replay(request) else bytes(request.read())
 
 
-async def _replay_body_async(request: Any) -> bytes | None:
-    """`_replay_body` for an async request."""
-    body = _sdk_body(request)
-    if body is not None:
-        return body
+async def _aread_for_replay(request: Any) -> bytes | None:
+    """`_read_for_replay` for an async request."""
     return None if _too_large_to_replay(request) else bytes(await request.aread())
 
 
@@ -245,7 +239,9 @@ class SyncInterceptor(_Interceptor):
     def __call__(self, request: Any) -> Any:
         route = self.route
         original = route.wire.credential(lookup(request.headers))
-        body = _replay_body(request)
+        body = _sdk_body(request)
+        if body is None:
+            body = _read_for_replay(request)
         waiter = SyncWaiter()
         plan = _start(route, request, original, body, waiter)
         if plan is None:
@@ -310,7 +306,7 @@ class AsyncInterceptor(_Interceptor):
         original = route.wire.credential(lookup(request.headers))
         body = _sdk_body(request)
         if body is None:
-            body = await _replay_body_async(request)
+            body = await _aread_for_replay(request)
         waiter = AsyncWaiter()
         plan = _start(route, request, original, body, waiter)
         if plan is None:
